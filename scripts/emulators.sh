@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Local stand-ins for AWS, on this machine's loopback only:
+#   LocalStack (SQS, SNS, CloudWatch) on 127.0.0.1:4566 and moto (DynamoDB) on 127.0.0.1:5000.
+#
+#   scripts/emulators.sh up          start both in the background (pid files and logs in .local/)
+#   scripts/emulators.sh provision   create the demo queues and the notes table
+#   scripts/emulators.sh down        stop what `up` started
+#
+# The Rust integration tests do not use this script: they start emulators of their own on free
+# ports. This one serves `make invoke`, `make sam-local-invoke` and manual exploration.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+state="$root/.local"
+venvs="${VENV_DIR:-$root/.venv}"
+mkdir -p "$state"
+
+wait_for() { # name, log file, pattern, seconds
+  local i
+  for ((i = 0; i < $4 * 10; i++)); do
+    grep -q "$3" "$2" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "emulators: $1 did not become ready in $4 s; see $2" >&2
+  tail -20 "$2" >&2
+  return 1
+}
+
+start_bg() { # name, log, command...
+  local name=$1 log=$2; shift 2
+  if [[ -f "$state/$name.pid" ]] && kill -0 "$(cat "$state/$name.pid")" 2>/dev/null; then
+    echo "emulators: $name already running (pid $(cat "$state/$name.pid"))" >&2
+    return 0
+  fi
+  setsid "$@" >"$log" 2>&1 < /dev/null &
+  echo $! > "$state/$name.pid"
+}
+
+up() {
+  "$root/scripts/venvs.sh" localstack moto
+  mkdir -p "$state/localstack-fs"
+  OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$state/localstack-fs" GATEWAY_LISTEN=127.0.0.1:4566 \
+    LOCALSTACK_HOST=127.0.0.1:4566 SQS_ENDPOINT_STRATEGY=path SERVICES=sqs,sns,cloudwatch \
+    SQS_CLOUDWATCH_METRICS_REPORT_INTERVAL=5 DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
+    start_bg localstack "$state/localstack.log" "$venvs/localstack/bin/python" -m localstack.runtime.main
+  start_bg moto "$state/moto.log" "$venvs/moto/bin/moto_server" -H 127.0.0.1 -p 5000
+  wait_for localstack "$state/localstack.log" 'Ready\.' 90
+  wait_for moto "$state/moto.log" 'Running on' 30
+  echo "emulators: LocalStack http://127.0.0.1:4566, moto http://127.0.0.1:5000" >&2
+}
+
+down() {
+  local name pid
+  for name in localstack moto; do
+    [[ -f "$state/$name.pid" ]] || continue
+    pid=$(cat "$state/$name.pid")
+    # setsid made each emulator a process-group leader: stop the whole group.
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    rm -f "$state/$name.pid"
+  done
+}
+
+provision() {
+  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 \
+    "$venvs/moto/bin/python" "$root/scripts/provision.py"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  provision) provision ;;
+  *) echo "usage: scripts/emulators.sh up|provision|down" >&2; exit 2 ;;
+esac

@@ -1,0 +1,321 @@
+//! The batch engine: runs a record handler over an SQS batch and answers with a partial batch
+//! response. Per record it catches panics, dead-letters permanent failures and backs off
+//! transient ones; per batch it bounds concurrency, keeps FIFO group order and meets the
+//! invocation deadline. Everything runs on the invoking task: no task is spawned per record.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsBatchResponse;
+use futures::{FutureExt, Stream, StreamExt, stream};
+use tokio::time::Instant;
+
+use super::outcome::{Ack, Failure, MissingMessageId, Outcome, RecordError, to_response};
+use super::queue::{
+    DeadLetter, QueueOps, VISIBILITY_BATCH_LIMIT, VisibilityChange, queue_url_from_arn,
+};
+use super::record::{Batch, Record};
+use super::report::{self, Counts};
+use super::settings::{FifoMode, Settings};
+
+/// Handles one record. The engine owns retries, dead-lettering and the response; a handler
+/// only says what happened, with the error's variant deciding retry or dead-letter.
+pub trait RecordHandler: Sync {
+    /// Processes one record.
+    fn handle(&self, record: &Record<'_>) -> impl Future<Output = Result<Ack, RecordError>> + Send;
+}
+
+/// A record's outcome and the seconds to hide it before its next delivery.
+type Done = (Outcome, u32);
+
+/// Runs batches. Built once per process; holds no per-invocation state.
+#[derive(Debug)]
+pub struct Engine<Q> {
+    settings: Settings,
+    queues: Q,
+}
+
+impl<Q: QueueOps> Engine<Q> {
+    /// An engine with its settings and queue operations.
+    pub fn new(settings: Settings, queues: Q) -> Self {
+        Self { settings, queues }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Processes a batch that must be answered by `deadline`. The only error is a failed
+    /// record without a message id, which a partial response cannot express.
+    pub async fn process<H: RecordHandler>(
+        &self,
+        batch: &Batch<'_>,
+        deadline: Instant,
+        handler: &H,
+    ) -> Result<SqsBatchResponse, MissingMessageId> {
+        let started = Instant::now();
+        let records = &batch.records[..];
+        let margin = self.settings.deadline_margin;
+        let cutoff = deadline.checked_sub(margin).unwrap_or(started);
+
+        let mut slots: Vec<Option<Done>> = records.iter().map(|_| None).collect();
+        let run = async {
+            if batch.is_fifo() {
+                let groups = fifo_groups(records, self.settings.fifo_mode);
+                // One box per message group (a FIFO batch holds at most ten records).
+                let streams = stream::iter(groups)
+                    .map(|group| Box::pin(self.run_group(records, group, handler)));
+                drain(
+                    streams.flatten_unordered(self.settings.max_concurrency),
+                    &mut slots,
+                )
+                .await
+            } else {
+                let runs = stream::iter(0..records.len())
+                    .map(|i| async move { (i, self.run_record(&records[i], handler).await) });
+                drain(
+                    runs.buffer_unordered(self.settings.max_concurrency),
+                    &mut slots,
+                )
+                .await
+            }
+        };
+        // At the cutoff the unfinished record futures are dropped, which cancels them.
+        let _ = tokio::time::timeout_at(cutoff, run).await;
+
+        let done: Vec<Done> = slots
+            .into_iter()
+            .zip(records)
+            .map(|(slot, record)| {
+                slot.unwrap_or_else(|| {
+                    self.finish(
+                        record,
+                        record.receive_count(),
+                        Outcome::Failed(Failure::TimedOut),
+                    )
+                })
+            })
+            .collect();
+        // Half the margin for the visibility calls, half for the response to reach Lambda.
+        self.back_off(
+            records,
+            &done,
+            deadline.checked_sub(margin / 2).unwrap_or(cutoff),
+        )
+        .await;
+
+        let outcomes: Vec<Outcome> = done.into_iter().map(|(outcome, _)| outcome).collect();
+        report::publish_metrics(
+            &self.settings.metrics_namespace,
+            Counts::of(&outcomes),
+            started.elapsed(),
+        );
+        to_response(records, &outcomes).inspect_err(
+            |e| tracing::error!(event = "batch_error", error = %e, "failing the whole invocation"),
+        )
+    }
+
+    async fn run_record<H: RecordHandler>(&self, record: &Record<'_>, handler: &H) -> Done {
+        let receive_count = record.receive_count();
+        report::attempt(record, receive_count);
+        let outcome = match AssertUnwindSafe(handler.handle(record))
+            .catch_unwind()
+            .await
+        {
+            Ok(Ok(ack)) => Outcome::Succeeded(ack),
+            Ok(Err(RecordError::Transient { reason })) => {
+                Outcome::Failed(Failure::Transient(reason))
+            }
+            Ok(Err(RecordError::Permanent { kind, reason })) => {
+                self.dead_letter(record, receive_count, kind, reason).await
+            }
+            Err(panic) => Outcome::Failed(Failure::Panicked(panic_message(panic.as_ref()))),
+        };
+        self.finish(record, receive_count, outcome)
+    }
+
+    /// FIFO: one group's records in order; after the first failure the rest are skipped.
+    fn run_group<'s, H: RecordHandler>(
+        &'s self,
+        records: &'s [Record<'s>],
+        group: Vec<usize>,
+        handler: &'s H,
+    ) -> impl Stream<Item = (usize, Done)> + 's {
+        stream::unfold(
+            (group.into_iter(), false),
+            move |(mut rest, failed)| async move {
+                let i = rest.next()?;
+                let record = &records[i];
+                let done = if failed {
+                    self.finish(
+                        record,
+                        record.receive_count(),
+                        Outcome::Failed(Failure::SkippedAfterGroupFailure),
+                    )
+                } else {
+                    self.run_record(record, handler).await
+                };
+                let failed = failed || done.0.is_failure();
+                Some(((i, done), (rest, failed)))
+            },
+        )
+    }
+
+    async fn dead_letter(
+        &self,
+        record: &Record<'_>,
+        receive_count: u32,
+        kind: &'static str,
+        reason: String,
+    ) -> Outcome {
+        let letter = DeadLetter {
+            body: record.body.as_deref().unwrap_or_default(),
+            source_message_id: record.id(),
+            source_queue: record.event_source_arn.as_deref(),
+            group_id: record.group_id(),
+            kind,
+            reason: &reason,
+            receive_count,
+        };
+        match self.queues.dead_letter(&letter).await {
+            Ok(()) => Outcome::DeadLettered { kind, reason },
+            Err(e) => Outcome::Failed(Failure::DeadLetterUnavailable {
+                kind,
+                error: e.to_string(),
+            }),
+        }
+    }
+
+    /// Picks the next delay and logs the outcome: every outcome passes through here once.
+    fn finish(&self, record: &Record<'_>, receive_count: u32, outcome: Outcome) -> Done {
+        let delay = if outcome.backs_off() {
+            self.settings.backoff.delay(receive_count)
+        } else {
+            0
+        };
+        let final_attempt =
+            outcome.is_failure() && receive_count >= self.settings.max_receive_count;
+        report::outcome(record, receive_count, &outcome, delay, final_attempt);
+        (outcome, delay)
+    }
+
+    /// Applies each failed record's delay with `ChangeMessageVisibilityBatch`. A failure here
+    /// is logged and otherwise ignored: the message then retries after the queue's default
+    /// visibility timeout, which is later than planned but loses nothing.
+    async fn back_off(&self, records: &[Record<'_>], done: &[Done], until: Instant) {
+        let mut changes: Vec<(&str, VisibilityChange<'_>)> = Vec::new();
+        for (record, (outcome, seconds)) in records.iter().zip(done) {
+            if !outcome.is_failure() {
+                continue;
+            }
+            match (
+                record.event_source_arn.as_deref(),
+                record.receipt_handle.as_deref(),
+                record.id(),
+            ) {
+                (Some(arn), Some(receipt_handle), Some(message_id)) => changes.push((
+                    arn,
+                    VisibilityChange {
+                        message_id,
+                        receipt_handle,
+                        seconds: *seconds,
+                    },
+                )),
+                _ => tracing::warn!(
+                    event = "visibility_skipped",
+                    message_id = record.id().unwrap_or("-"),
+                    "record lacks a source ARN, receipt handle or message id: it retries after the queue default"
+                ),
+            }
+        }
+        changes.sort_by_key(|(arn, _)| *arn);
+        let calls = async {
+            for same_queue in changes.chunk_by(|a, b| a.0 == b.0) {
+                let arn = same_queue[0].0;
+                let Some(url) = queue_url_from_arn(arn, self.settings.sqs_endpoint.as_deref())
+                else {
+                    tracing::warn!(
+                        event = "visibility_skipped",
+                        arn,
+                        "event source is not an SQS queue ARN"
+                    );
+                    continue;
+                };
+                for chunk in same_queue.chunks(VISIBILITY_BATCH_LIMIT) {
+                    let entries: Vec<VisibilityChange<'_>> =
+                        chunk.iter().map(|(_, c)| c.clone()).collect();
+                    match self.queues.change_visibility(&url, &entries).await {
+                        Ok(refused) => {
+                            for (message_id, error) in refused {
+                                tracing::warn!(
+                                    event = "visibility_failed",
+                                    message_id,
+                                    error,
+                                    "backoff not applied"
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(event = "visibility_failed", count = entries.len(), error = %e, "backoff not applied")
+                        }
+                    }
+                }
+            }
+        };
+        if tokio::time::timeout_at(until, calls).await.is_err() {
+            tracing::warn!(
+                event = "visibility_failed",
+                "visibility changes cut short by the invocation deadline"
+            );
+        }
+    }
+}
+
+/// Collects `(index, done)` pairs into their slots as they finish.
+async fn drain(results: impl Stream<Item = (usize, Done)>, slots: &mut [Option<Done>]) {
+    let mut results = std::pin::pin!(results);
+    while let Some((i, done)) = results.next().await {
+        slots[i] = Some(done);
+    }
+}
+
+/// Splits a FIFO batch into message groups, each in delivery order, groups in order of first
+/// appearance. `FifoMode::Batch` makes the whole batch one group.
+fn fifo_groups(records: &[Record<'_>], mode: FifoMode) -> Vec<Vec<usize>> {
+    if mode == FifoMode::Batch {
+        return vec![(0..records.len()).collect()];
+    }
+    let mut keys: Vec<Option<&str>> = Vec::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        match keys.iter().position(|k| *k == record.group_id()) {
+            Some(g) => groups[g].push(i),
+            None => {
+                keys.push(record.group_id());
+                groups.push(vec![i]);
+            }
+        }
+    }
+    groups
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("non-string panic payload");
+    format!("handler panicked: {text}")
+}
+
+/// The deadline of a Lambda invocation, given in milliseconds since the Unix epoch, as an
+/// instant of tokio's clock.
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}

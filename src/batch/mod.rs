@@ -1,0 +1,27 @@
+//! A generic SQS partial-batch engine for Lambda (and for polling outside Lambda).
+//!
+//! It knows SQS and Lambda, and nothing about what the messages mean: a [`RecordHandler`]
+//! says per record whether it succeeded, failed transiently or failed permanently, and the
+//! engine turns that into a partial batch response, visibility backoff and dead letters.
+
+mod backoff;
+mod engine;
+mod outcome;
+mod queue;
+mod record;
+mod report;
+mod settings;
+
+pub use backoff::{Backoff, MAX_VISIBILITY_SECONDS};
+pub use engine::{Engine, RecordHandler, deadline_from_epoch_ms};
+pub use outcome::{Ack, Failure, MissingMessageId, Outcome, RecordError, to_response};
+pub(crate) use queue::error_chain;
+pub use queue::{
+    DeadLetter, QueueError, QueueOps, SqsQueues, VisibilityChange, queue_url_from_arn,
+};
+pub use record::{Attributes, Batch, EventError, Record};
+pub use report::Counts;
+pub use settings::{FifoMode, Settings};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+//! The SQS event as the engine reads it: borrowed from the invocation payload.
+//!
+//! `aws_lambda_events::SqsEvent` owns every string and keeps every attribute in a `HashMap`.
+//! The engine needs five fields per record, so it reads them straight from the payload:
+//! message ids, receipt handles and ARNs are borrowed (they never contain JSON escapes), and a
+//! body is unescaped once, into the only allocation a record costs on the happy path.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+/// A batch of SQS records, borrowed from the Lambda payload it was parsed from.
+#[derive(Debug, Deserialize)]
+pub struct Batch<'a> {
+    /// The records, in the order SQS delivered them.
+    #[serde(rename = "Records", borrow)]
+    pub records: Vec<Record<'a>>,
+}
+
+/// One SQS message as Lambda's event source mapping (or the poller) hands it over.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record<'a> {
+    /// The SQS message id: the `itemIdentifier` of a partial batch response.
+    #[serde(borrow, default)]
+    pub message_id: Option<Cow<'a, str>>,
+    /// Needed to change the message's visibility.
+    #[serde(borrow, default)]
+    pub receipt_handle: Option<Cow<'a, str>>,
+    /// The message body, as sent.
+    #[serde(borrow, default)]
+    pub body: Option<Cow<'a, str>>,
+    /// The system attributes the engine uses.
+    #[serde(borrow, default)]
+    pub attributes: Attributes<'a>,
+    /// The queue the message came from: `arn:aws:sqs:<region>:<account>:<name>`.
+    #[serde(rename = "eventSourceARN", borrow, default)]
+    pub event_source_arn: Option<Cow<'a, str>>,
+}
+
+/// The SQS system attributes the engine reads; all others are skipped without being copied.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct Attributes<'a> {
+    /// How many times SQS has handed this message out, this delivery included.
+    #[serde(rename = "ApproximateReceiveCount", borrow, default)]
+    pub approximate_receive_count: Option<Cow<'a, str>>,
+    /// FIFO queues only: the ordering group.
+    #[serde(rename = "MessageGroupId", borrow, default)]
+    pub message_group_id: Option<Cow<'a, str>>,
+}
+
+/// The payload was not an SQS event. The message names the JSON path where reading stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("the invocation payload is not an SQS event: {0}")]
+pub struct EventError(String);
+
+impl<'a> Batch<'a> {
+    /// Reads an SQS event from a Lambda payload, borrowing from it.
+    pub fn parse(payload: &'a str) -> Result<Self, EventError> {
+        let mut de = serde_json::Deserializer::from_str(payload);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            EventError(if path == "." {
+                inner.to_string()
+            } else {
+                format!("{path}: {inner}")
+            })
+        })
+    }
+
+    /// Whether the records come from a FIFO queue (their source ARN ends in `.fifo`).
+    pub fn is_fifo(&self) -> bool {
+        self.records
+            .first()
+            .and_then(|r| r.event_source_arn.as_deref())
+            .is_some_and(|arn| arn.ends_with(".fifo"))
+    }
+}
+
+impl Record<'_> {
+    /// The message id, if SQS gave one (it always does; a hand-written event may not).
+    pub fn id(&self) -> Option<&str> {
+        self.message_id.as_deref().filter(|id| !id.is_empty())
+    }
+
+    /// `ApproximateReceiveCount`, or 1 when absent or unreadable: a first delivery is the
+    /// safe assumption (the shortest backoff, and never a premature "final attempt").
+    pub fn receive_count(&self) -> u32 {
+        self.attributes
+            .approximate_receive_count
+            .as_deref()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// The FIFO message group, if any.
+    pub fn group_id(&self) -> Option<&str> {
+        self.attributes.message_group_id.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_with_escapes_are_unescaped_and_ids_are_borrowed() {
+        let payload = r#"{"Records":[{"messageId":"m-1","receiptHandle":"rh","body":"{\"a\":1}",
+            "attributes":{"ApproximateReceiveCount":"3","SentTimestamp":"1"},
+            "messageAttributes":{},"eventSourceARN":"arn:aws:sqs:us-east-1:1:q"}]}"#;
+        let batch = Batch::parse(payload).unwrap();
+        let record = &batch.records[0];
+        assert!(matches!(record.message_id, Some(Cow::Borrowed("m-1"))));
+        assert_eq!(record.body.as_deref(), Some(r#"{"a":1}"#));
+        assert_eq!(record.receive_count(), 3);
+        assert!(!batch.is_fifo());
+    }
+
+    #[test]
+    fn a_payload_that_is_not_an_sqs_event_is_an_error_naming_what_is_missing() {
+        let err = Batch::parse(r#"{"httpMethod":"GET"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing field `Records`"), "{err}");
+        let err = Batch::parse(r#"{"Records":[{"messageId":7}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Records[0].messageId"), "{err}");
+        let err = Batch::parse("not json").unwrap_err().to_string();
+        assert!(
+            err.contains("expected ident") || err.contains("expected value"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_bad_receive_count_reads_as_a_first_delivery() {
+        let record = Record::default();
+        assert_eq!(record.receive_count(), 1);
+        let mut record = Record::default();
+        record.attributes.approximate_receive_count = Some("x".into());
+        assert_eq!(record.receive_count(), 1);
+    }
+}

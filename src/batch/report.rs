@@ -1,0 +1,201 @@
+//! Everything the engine tells the outside world besides the response: one JSON log line per
+//! attempt and per outcome, and CloudWatch Embedded Metric Format per batch. Message bodies
+//! never appear here; ids, counts, outcomes and reasons do.
+
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+use super::outcome::{Ack, Failure, Outcome};
+use super::record::Record;
+
+/// Logs the start of one delivery attempt.
+pub fn attempt(record: &Record<'_>, receive_count: u32) {
+    tracing::info!(
+        event = "attempt",
+        message_id = record.id().unwrap_or("-"),
+        receive_count,
+        "processing record"
+    );
+}
+
+/// Logs a record's outcome with the delay before its next delivery. `final_attempt` marks a
+/// failure at `maxReceiveCount`: the queue's redrive policy dead-letters it on the next receive.
+pub fn outcome(
+    record: &Record<'_>,
+    receive_count: u32,
+    outcome: &Outcome,
+    next_delay_s: u32,
+    final_attempt: bool,
+) {
+    let message_id = record.id().unwrap_or("-");
+    let name = outcome.name();
+    match outcome {
+        Outcome::Succeeded(_) => {
+            tracing::info!(
+                event = "outcome",
+                message_id,
+                receive_count,
+                outcome = name,
+                "record done"
+            )
+        }
+        Outcome::DeadLettered { kind, reason } => tracing::warn!(
+            event = "outcome",
+            message_id,
+            receive_count,
+            outcome = name,
+            error_kind = kind,
+            reason = reason.as_str(),
+            "permanent failure sent to the dead-letter queue"
+        ),
+        Outcome::Failed(failure) => {
+            let reason = match failure {
+                Failure::Transient(r) | Failure::Panicked(r) => r.as_str(),
+                Failure::DeadLetterUnavailable { error, .. } => error.as_str(),
+                Failure::TimedOut => "still running at the invocation deadline",
+                Failure::SkippedAfterGroupFailure => {
+                    "an earlier record of its message group failed"
+                }
+            };
+            if final_attempt {
+                tracing::error!(
+                    event = "outcome",
+                    message_id,
+                    receive_count,
+                    outcome = name,
+                    reason,
+                    next_delay_s,
+                    final_attempt,
+                    "final attempt failed: the redrive policy moves the message to the dead-letter queue on its next receive"
+                )
+            } else {
+                tracing::warn!(
+                    event = "outcome",
+                    message_id,
+                    receive_count,
+                    outcome = name,
+                    reason,
+                    next_delay_s,
+                    final_attempt,
+                    "record will be retried"
+                )
+            }
+        }
+    }
+}
+
+/// Per-batch counts, published as CloudWatch metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Records in the batch.
+    pub received: usize,
+    /// Applied.
+    pub succeeded: usize,
+    /// Duplicates or stale versions: success without effect.
+    pub stale: usize,
+    /// Reported failed, to be retried.
+    pub retried: usize,
+    /// Sent to the dead-letter queue.
+    pub dead_lettered: usize,
+}
+
+impl Counts {
+    /// Counts a batch's outcomes.
+    pub fn of(outcomes: &[Outcome]) -> Self {
+        let mut counts = Self {
+            received: outcomes.len(),
+            ..Self::default()
+        };
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Succeeded(Ack::Applied) => counts.succeeded += 1,
+                Outcome::Succeeded(Ack::Stale) => counts.stale += 1,
+                Outcome::DeadLettered { .. } => counts.dead_lettered += 1,
+                Outcome::Failed(_) => counts.retried += 1,
+            }
+        }
+        counts
+    }
+}
+
+/// The batch's metrics as one Embedded Metric Format document.
+/// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
+pub fn emf(
+    namespace: &str,
+    counts: Counts,
+    duration: Duration,
+    now: SystemTime,
+) -> serde_json::Value {
+    let timestamp = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".to_owned());
+    json!({
+        "_aws": {
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["FunctionName"]],
+                "Metrics": [
+                    {"Name": "Received", "Unit": "Count"},
+                    {"Name": "Succeeded", "Unit": "Count"},
+                    {"Name": "Stale", "Unit": "Count"},
+                    {"Name": "Retried", "Unit": "Count"},
+                    {"Name": "DeadLettered", "Unit": "Count"},
+                    {"Name": "BatchDuration", "Unit": "Milliseconds"}
+                ]
+            }]
+        },
+        "FunctionName": function,
+        "Received": counts.received,
+        "Succeeded": counts.succeeded,
+        "Stale": counts.stale,
+        "Retried": counts.retried,
+        "DeadLettered": counts.dead_lettered,
+        "BatchDuration": duration.as_secs_f64() * 1000.0,
+    })
+}
+
+/// Writes the batch's metrics to stdout, where Lambda's log capture picks EMF documents up.
+pub fn publish_metrics(namespace: &str, counts: Counts, duration: Duration) {
+    let line = emf(namespace, counts, duration, SystemTime::now());
+    let mut out = std::io::stdout().lock();
+    // A metrics line that cannot be written must not fail the batch.
+    let _ = writeln!(out, "{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_document_declares_every_metric_it_carries() {
+        let counts = Counts {
+            received: 4,
+            succeeded: 1,
+            stale: 1,
+            retried: 1,
+            dead_lettered: 1,
+        };
+        let doc = emf(
+            "NotesSync",
+            counts,
+            Duration::from_millis(12),
+            UNIX_EPOCH + Duration::from_secs(7),
+        );
+        let declared = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap();
+        assert_eq!(declared.len(), 6);
+        for metric in declared {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(doc[name].is_number(), "{name} is declared but has no value");
+        }
+        assert_eq!(doc["_aws"]["Timestamp"], 7000);
+        assert_eq!(doc["Received"], 4);
+        assert_eq!(doc["DeadLettered"], 1);
+    }
+}

@@ -1,0 +1,224 @@
+//! The consumer's configuration, read from the environment once at start-up. A missing or
+//! bad variable is an error that names it, so a misconfigured function fails its first
+//! invocation loudly instead of failing every message.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::batch::{Backoff, FifoMode, MAX_VISIBILITY_SECONDS, Settings};
+
+/// A configuration error, naming the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    /// A variable's value is not acceptable.
+    #[error("environment variable {name}={value:?} is invalid: {expected}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What it should be.
+        expected: String,
+    },
+}
+
+/// Everything the notes consumer needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// DynamoDB table of notes (`TABLE_NAME`).
+    pub table_name: String,
+    /// Dead-letter queue URL for permanent failures (`DLQ_URL`).
+    pub dlq_url: String,
+    /// Engine settings.
+    pub settings: Settings,
+}
+
+/// Environment variables, with their defaults where they have one.
+pub mod vars {
+    /// Required: the notes table.
+    pub const TABLE_NAME: &str = "TABLE_NAME";
+    /// Required: the dead-letter queue URL.
+    pub const DLQ_URL: &str = "DLQ_URL";
+    /// The source queue's redrive `maxReceiveCount`; default 5.
+    pub const MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
+    /// First backoff delay in seconds; default 5.
+    pub const BACKOFF_BASE_SECONDS: &str = "BACKOFF_BASE_SECONDS";
+    /// Longest backoff delay in seconds; default 900, at most 43200.
+    pub const BACKOFF_MAX_SECONDS: &str = "BACKOFF_MAX_SECONDS";
+    /// Records (or FIFO groups) processed at once; default 16.
+    pub const MAX_CONCURRENCY: &str = "MAX_CONCURRENCY";
+    /// Milliseconds kept in reserve before the invocation deadline; default 2000.
+    pub const DEADLINE_MARGIN_MS: &str = "DEADLINE_MARGIN_MS";
+    /// `group` (default) or `batch`: what a FIFO failure stops.
+    pub const FIFO_FAILURE_MODE: &str = "FIFO_FAILURE_MODE";
+    /// CloudWatch namespace of the metrics; default `NotesSync`.
+    pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let defaults = Settings::default();
+        let max_receive_count = env.number(vars::MAX_RECEIVE_COUNT, 5, 1, 1000)?;
+        let base = env.number(vars::BACKOFF_BASE_SECONDS, 5, 0, MAX_VISIBILITY_SECONDS)?;
+        let max = env.number(vars::BACKOFF_MAX_SECONDS, 900, base, MAX_VISIBILITY_SECONDS)?;
+        let fifo_mode = match env.optional(vars::FIFO_FAILURE_MODE).as_deref() {
+            None | Some("group") => FifoMode::Group,
+            Some("batch") => FifoMode::Batch,
+            Some(other) => {
+                return Err(invalid(
+                    vars::FIFO_FAILURE_MODE,
+                    other,
+                    "`group` or `batch`",
+                ));
+            }
+        };
+        Ok(Self {
+            table_name: env.required(vars::TABLE_NAME)?,
+            dlq_url: env.required(vars::DLQ_URL)?,
+            settings: Settings {
+                max_receive_count,
+                backoff: Backoff::new(base, max),
+                max_concurrency: env.number(vars::MAX_CONCURRENCY, 16, 1, 1000)?,
+                deadline_margin: Duration::from_millis(env.number(
+                    vars::DEADLINE_MARGIN_MS,
+                    2000,
+                    100,
+                    60_000,
+                )?),
+                fifo_mode,
+                // The SDK's own endpoint variables: the engine needs them to turn a source
+                // queue ARN into a URL the emulator accepts.
+                sqs_endpoint: env
+                    .optional("AWS_ENDPOINT_URL_SQS")
+                    .or_else(|| env.optional("AWS_ENDPOINT_URL")),
+                metrics_namespace: env
+                    .optional(vars::METRICS_NAMESPACE)
+                    .unwrap_or(defaults.metrics_namespace),
+            },
+        })
+    }
+}
+
+fn invalid(name: &'static str, value: &str, expected: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        value: value.to_owned(),
+        expected: expected.into(),
+    }
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn optional(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.optional(name).ok_or(ConfigError::Missing(name))
+    }
+
+    fn number<T>(&self, name: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let Some(raw) = self.optional(name) else {
+            return Ok(default);
+        };
+        match raw.parse::<T>() {
+            Ok(n) if n >= min && n <= max => Ok(n),
+            _ => Err(invalid(
+                name,
+                &raw,
+                format!("an integer from {min} to {max}"),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const REQUIRED: [(&str, &str); 2] = [("TABLE_NAME", "notes"), ("DLQ_URL", "http://q/dlq")];
+
+    #[test]
+    fn defaults_apply_when_only_the_required_variables_are_set() {
+        let c = config(&REQUIRED).unwrap();
+        assert_eq!(c.table_name, "notes");
+        assert_eq!(c.settings.max_receive_count, 5);
+        assert_eq!(c.settings.backoff, Backoff::new(5, 900));
+        assert_eq!(c.settings.max_concurrency, 16);
+        assert_eq!(c.settings.deadline_margin, Duration::from_secs(2));
+        assert_eq!(c.settings.fifo_mode, FifoMode::Group);
+    }
+
+    #[test]
+    fn a_missing_required_variable_is_named() {
+        assert_eq!(
+            config(&[("DLQ_URL", "x")]).unwrap_err(),
+            ConfigError::Missing("TABLE_NAME")
+        );
+        let err = config(&[("TABLE_NAME", "t"), ("DLQ_URL", "  ")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable DLQ_URL is required but not set"
+        );
+    }
+
+    #[test]
+    fn a_bad_number_is_named_with_its_range() {
+        let err = config(&[REQUIRED[0], REQUIRED[1], ("MAX_RECEIVE_COUNT", "0")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"environment variable MAX_RECEIVE_COUNT="0" is invalid: an integer from 1 to 1000"#
+        );
+        let err =
+            config(&[REQUIRED[0], REQUIRED[1], ("BACKOFF_MAX_SECONDS", "50000")]).unwrap_err();
+        assert!(err.to_string().contains("BACKOFF_MAX_SECONDS"), "{err}");
+        let err = config(&[
+            REQUIRED[0],
+            REQUIRED[1],
+            ("BACKOFF_BASE_SECONDS", "10"),
+            ("BACKOFF_MAX_SECONDS", "5"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("from 10 to 43200"), "{err}");
+        let err = config(&[REQUIRED[0], REQUIRED[1], ("FIFO_FAILURE_MODE", "all")]).unwrap_err();
+        assert!(err.to_string().contains("`group` or `batch`"), "{err}");
+    }
+
+    #[test]
+    fn the_sqs_endpoint_override_prefers_the_service_specific_variable() {
+        let c = config(&[
+            REQUIRED[0],
+            REQUIRED[1],
+            ("AWS_ENDPOINT_URL", "http://a"),
+            ("AWS_ENDPOINT_URL_SQS", "http://b"),
+        ])
+        .unwrap();
+        assert_eq!(c.settings.sqs_endpoint.as_deref(), Some("http://b"));
+    }
+}

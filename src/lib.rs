@@ -1,0 +1,10 @@
+//! notes-sync: reliable note synchronisation over Amazon SQS.
+//!
+//! - [`batch`]: a domain-free SQS partial-batch engine (backoff, dead letters, FIFO, deadline).
+//! - [`notes`]: the note messages, their validation and their idempotent store.
+//! - [`config`]: the consumer's configuration, read and checked from the environment.
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod config;
+pub mod notes;

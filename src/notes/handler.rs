@@ -1,0 +1,36 @@
+//! The notes consumer's record handler: parse, validate, store.
+
+use crate::batch::{Ack, Record, RecordError, RecordHandler};
+
+use super::message::NoteMessage;
+use super::store::{NoteStore, Written};
+
+/// Applies note messages to a [`NoteStore`].
+#[derive(Debug, Clone)]
+pub struct NotesHandler<S> {
+    store: S,
+}
+
+impl<S: NoteStore> NotesHandler<S> {
+    /// A handler writing to `store`.
+    pub fn new(store: S) -> Self {
+        Self { store }
+    }
+}
+
+impl<S: NoteStore> RecordHandler for NotesHandler<S> {
+    async fn handle(&self, record: &Record<'_>) -> Result<Ack, RecordError> {
+        let body = record.body.as_deref().unwrap_or_default();
+        let message = NoteMessage::parse(body).map_err(|invalid| {
+            let kind = invalid.kind();
+            let text = invalid.to_string();
+            // The reason reads "invalid_json: expected value at line 1 column 1".
+            RecordError::Permanent { kind, reason: text }
+        })?;
+        match self.store.apply(&message).await {
+            Ok(Written::Applied) => Ok(Ack::Applied),
+            Ok(Written::Stale) => Ok(Ack::Stale),
+            Err(e) => Err(RecordError::transient(e)),
+        }
+    }
+}

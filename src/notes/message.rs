@@ -1,0 +1,300 @@
+//! The note message: its wire schema and its validation.
+//!
+//! `{"schema":1,"op":"upsert"|"delete","note":{"id","version","title","body","updated_at"},"client_id"}`
+//!
+//! Parsing borrows every string from the message body that it can. Any problem is a
+//! [`Invalid`] error naming what is wrong; the handler turns it into a permanent failure.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+/// The only schema version this consumer understands.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Longest note id, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+/// Longest title, in bytes.
+pub const MAX_TITLE_BYTES: usize = 1024;
+/// Longest note body, in bytes: with its attributes, a note must fit in one DynamoDB item
+/// (400 KB) and one SQS message (256 KiB by default).
+pub const MAX_BODY_BYTES: usize = 200 * 1024;
+/// Longest client id, in bytes.
+pub const MAX_CLIENT_ID_BYTES: usize = 128;
+
+/// What the message asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// Create or replace the note at this version.
+    Upsert,
+    /// Delete the note: a tombstone at this version.
+    Delete,
+}
+
+/// A note-sync message.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NoteMessage<'a> {
+    /// Wire schema version.
+    pub schema: u32,
+    /// Upsert or delete.
+    pub op: Op,
+    /// The note.
+    #[serde(borrow)]
+    pub note: Note<'a>,
+    /// The sending client.
+    #[serde(borrow)]
+    pub client_id: Cow<'a, str>,
+}
+
+/// A note at one version.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Note<'a> {
+    /// Stable note id.
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    /// Monotonic per note; a store keeps only the highest version it has seen.
+    pub version: u64,
+    /// Title (not needed for a delete).
+    #[serde(borrow, default)]
+    pub title: Option<Cow<'a, str>>,
+    /// Body text (not needed for a delete).
+    #[serde(borrow, default)]
+    pub body: Option<Cow<'a, str>>,
+    /// When the client changed the note, RFC 3339.
+    #[serde(borrow)]
+    pub updated_at: Cow<'a, str>,
+}
+
+/// Why a message body is not a valid note message. `kind()` is its class for the
+/// dead-letter queue; the text never quotes the note's title or body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    /// Not JSON at all.
+    #[error("invalid_json: {0}")]
+    Json(String),
+    /// JSON, but not of the message's shape: a missing or mistyped field, an unknown op.
+    #[error("invalid_message: {0}")]
+    Shape(String),
+    /// A schema version this consumer does not know.
+    #[error("unsupported_schema: schema {0} is not supported (expected {SCHEMA_VERSION})")]
+    Schema(u32),
+    /// A field with a bad value.
+    #[error("invalid_field: {0}")]
+    Field(String),
+}
+
+impl Invalid {
+    /// The error class, as written to the dead letter's `error_kind` attribute.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Json(_) => "invalid_json",
+            Self::Shape(_) => "invalid_message",
+            Self::Schema(_) => "unsupported_schema",
+            Self::Field(_) => "invalid_field",
+        }
+    }
+}
+
+impl<'a> NoteMessage<'a> {
+    /// Parses and validates a message body.
+    pub fn parse(body: &'a str) -> Result<Self, Invalid> {
+        let mut de = serde_json::Deserializer::from_str(body);
+        let message: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            match inner.classify() {
+                serde_json::error::Category::Data => Invalid::Shape(format!("{path}: {inner}")),
+                _ => Invalid::Json(inner.to_string()),
+            }
+        })?;
+        de.end().map_err(|e| Invalid::Json(e.to_string()))?;
+        message.validate()?;
+        Ok(message)
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.schema != SCHEMA_VERSION {
+            return Err(Invalid::Schema(self.schema));
+        }
+        let note = &self.note;
+        check_len("note.id", &note.id, 1, MAX_ID_BYTES)?;
+        if note.id.chars().any(char::is_control) {
+            return Err(Invalid::Field(
+                "note.id contains a control character".into(),
+            ));
+        }
+        check_len("client_id", &self.client_id, 1, MAX_CLIENT_ID_BYTES)?;
+        if note.version == 0 {
+            return Err(Invalid::Field("note.version must be at least 1".into()));
+        }
+        // DynamoDB numbers hold 38 digits, but clients and JSON tools lose precision past 2^53.
+        if note.version > (1 << 53) {
+            return Err(Invalid::Field("note.version must be at most 2^53".into()));
+        }
+        if aws_sdk_dynamodb::primitives::DateTime::from_str(
+            &note.updated_at,
+            aws_sdk_dynamodb::primitives::DateTimeFormat::DateTime,
+        )
+        .is_err()
+        {
+            return Err(Invalid::Field(
+                "note.updated_at is not an RFC 3339 date-time".into(),
+            ));
+        }
+        if self.op == Op::Upsert {
+            let title = note
+                .title
+                .as_deref()
+                .ok_or_else(|| Invalid::Field("note.title is required for upsert".into()))?;
+            check_len("note.title", title, 0, MAX_TITLE_BYTES)?;
+            let body = note
+                .body
+                .as_deref()
+                .ok_or_else(|| Invalid::Field("note.body is required for upsert".into()))?;
+            check_len("note.body", body, 0, MAX_BODY_BYTES)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), Invalid> {
+    if value.len() < min {
+        return Err(Invalid::Field(format!("{field} must not be empty")));
+    }
+    if value.len() > max {
+        return Err(Invalid::Field(format!(
+            "{field} is {} bytes, more than the limit of {max}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"{"schema":1,"op":"upsert","client_id":"laptop",
+        "note":{"id":"n-1","version":3,"title":"Groceries","body":"milk\neggs","updated_at":"2026-11-27T10:00:00Z"}}"#;
+
+    fn with(field: &str, value: &str) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(VALID).unwrap();
+        let pointer = format!("/{}", field.replace('.', "/"));
+        *v.pointer_mut(&pointer).unwrap() = serde_json::from_str(value).unwrap();
+        v.to_string()
+    }
+
+    #[test]
+    fn a_valid_upsert_parses_and_borrows_unescaped_strings() {
+        let message = NoteMessage::parse(VALID).unwrap();
+        assert_eq!(message.op, Op::Upsert);
+        assert_eq!(message.note.version, 3);
+        assert!(matches!(message.note.id, Cow::Borrowed("n-1")));
+        assert_eq!(message.note.body.as_deref(), Some("milk\neggs"));
+    }
+
+    #[test]
+    fn a_delete_needs_no_title_or_body() {
+        let body = r#"{"schema":1,"op":"delete","client_id":"c","note":{"id":"n","version":2,"updated_at":"2026-11-27T10:00:00+01:00"}}"#;
+        assert_eq!(NoteMessage::parse(body).unwrap().op, Op::Delete);
+    }
+
+    #[test]
+    fn each_kind_of_bad_message_is_named() {
+        let cases: Vec<(String, &str, &str)> = vec![
+            (
+                "not json".into(),
+                "invalid_json",
+                "expected ident at line 1 column 2",
+            ),
+            (
+                "".into(),
+                "invalid_json",
+                "EOF while parsing a value at line 1 column 0",
+            ),
+            (
+                format!("{VALID} trailing"),
+                "invalid_json",
+                "trailing characters",
+            ),
+            ("[1,2]".into(), "invalid_message", "invalid type: sequence"),
+            (
+                r#"{"schema":1,"op":"upsert","client_id":"c"}"#.into(),
+                "invalid_message",
+                "missing field `note`",
+            ),
+            (
+                with("op", r#""merge""#),
+                "invalid_message",
+                "op: unknown variant `merge`",
+            ),
+            (
+                with("note.version", r#""7""#),
+                "invalid_message",
+                "note.version: invalid type: string",
+            ),
+            (
+                with("note.version", "-1"),
+                "invalid_message",
+                "note.version: invalid value: integer `-1`",
+            ),
+            (
+                with("schema", "2"),
+                "unsupported_schema",
+                "schema 2 is not supported",
+            ),
+            (
+                with("note.id", r#""""#),
+                "invalid_field",
+                "note.id must not be empty",
+            ),
+            (
+                with("note.version", "0"),
+                "invalid_field",
+                "note.version must be at least 1",
+            ),
+            (
+                with("note.updated_at", r#""yesterday""#),
+                "invalid_field",
+                "note.updated_at is not an RFC 3339",
+            ),
+            (
+                with(
+                    "note.title",
+                    &format!("\"{}\"", "t".repeat(MAX_TITLE_BYTES + 1)),
+                ),
+                "invalid_field",
+                "note.title is 1025 bytes",
+            ),
+            (
+                with("note.body", "null"),
+                "invalid_field",
+                "note.body is required for upsert",
+            ),
+            (
+                with("client_id", r#""""#),
+                "invalid_field",
+                "client_id must not be empty",
+            ),
+        ];
+        for (body, kind, text) in cases {
+            let err = NoteMessage::parse(&body).unwrap_err();
+            assert_eq!(err.kind(), kind, "{body}: {err}");
+            assert!(err.to_string().starts_with(kind), "{err}");
+            assert!(err.to_string().contains(text), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn errors_never_quote_the_title_or_body() {
+        let body = with("note.version", r#""x""#);
+        let err = NoteMessage::parse(&body).unwrap_err().to_string();
+        assert!(!err.contains("Groceries") && !err.contains("milk"), "{err}");
+        let oversize = with(
+            "note.body",
+            &format!("\"secret {}\"", "b".repeat(MAX_BODY_BYTES)),
+        );
+        let err = NoteMessage::parse(&oversize).unwrap_err().to_string();
+        assert!(!err.contains("secret"), "{err}");
+    }
+}
