@@ -75,11 +75,7 @@ impl Config {
             None | Some("group") => FifoMode::Group,
             Some("batch") => FifoMode::Batch,
             Some(other) => {
-                return Err(invalid(
-                    vars::FIFO_FAILURE_MODE,
-                    other,
-                    "`group` or `batch`",
-                ));
+                return Err(invalid(vars::FIFO_FAILURE_MODE, other, "`group` or `batch`"));
             }
         };
         Ok(Self {
@@ -89,41 +85,26 @@ impl Config {
                 max_receive_count,
                 backoff: Backoff::new(base, max),
                 max_concurrency: env.number(vars::MAX_CONCURRENCY, 16, 1, 1000)?,
-                deadline_margin: Duration::from_millis(env.number(
-                    vars::DEADLINE_MARGIN_MS,
-                    2000,
-                    100,
-                    60_000,
-                )?),
+                deadline_margin: Duration::from_millis(env.number(vars::DEADLINE_MARGIN_MS, 2000, 100, 60_000)?),
                 fifo_mode,
                 // The SDK's own endpoint variables: the engine needs them to turn a source
                 // queue ARN into a URL the emulator accepts.
-                sqs_endpoint: env
-                    .optional("AWS_ENDPOINT_URL_SQS")
-                    .or_else(|| env.optional("AWS_ENDPOINT_URL")),
-                metrics_namespace: env
-                    .optional(vars::METRICS_NAMESPACE)
-                    .unwrap_or(defaults.metrics_namespace),
+                sqs_endpoint: env.optional("AWS_ENDPOINT_URL_SQS").or_else(|| env.optional("AWS_ENDPOINT_URL")),
+                metrics_namespace: env.optional(vars::METRICS_NAMESPACE).unwrap_or(defaults.metrics_namespace),
             },
         })
     }
 }
 
 fn invalid(name: &'static str, value: &str, expected: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        name,
-        value: value.to_owned(),
-        expected: expected.into(),
-    }
+    ConfigError::Invalid { name, value: value.to_owned(), expected: expected.into() }
 }
 
 struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
 
 impl Env<'_> {
     fn optional(&self, name: &str) -> Option<String> {
-        (self.0)(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
+        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
     fn required(&self, name: &'static str) -> Result<String, ConfigError> {
@@ -139,11 +120,7 @@ impl Env<'_> {
         };
         match raw.parse::<T>() {
             Ok(n) if n >= min && n <= max => Ok(n),
-            _ => Err(invalid(
-                name,
-                &raw,
-                format!("an integer from {min} to {max}"),
-            )),
+            _ => Err(invalid(name, &raw, format!("an integer from {min} to {max}"))),
         }
     }
 }
@@ -155,10 +132,7 @@ mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -177,15 +151,9 @@ mod tests {
 
     #[test]
     fn a_missing_required_variable_is_named() {
-        assert_eq!(
-            config(&[("DLQ_URL", "x")]).unwrap_err(),
-            ConfigError::Missing("TABLE_NAME")
-        );
+        assert_eq!(config(&[("DLQ_URL", "x")]).unwrap_err(), ConfigError::Missing("TABLE_NAME"));
         let err = config(&[("TABLE_NAME", "t"), ("DLQ_URL", "  ")]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "environment variable DLQ_URL is required but not set"
-        );
+        assert_eq!(err.to_string(), "environment variable DLQ_URL is required but not set");
     }
 
     #[test]
@@ -195,16 +163,10 @@ mod tests {
             err.to_string(),
             r#"environment variable MAX_RECEIVE_COUNT="0" is invalid: an integer from 1 to 1000"#
         );
-        let err =
-            config(&[REQUIRED[0], REQUIRED[1], ("BACKOFF_MAX_SECONDS", "50000")]).unwrap_err();
+        let err = config(&[REQUIRED[0], REQUIRED[1], ("BACKOFF_MAX_SECONDS", "50000")]).unwrap_err();
         assert!(err.to_string().contains("BACKOFF_MAX_SECONDS"), "{err}");
-        let err = config(&[
-            REQUIRED[0],
-            REQUIRED[1],
-            ("BACKOFF_BASE_SECONDS", "10"),
-            ("BACKOFF_MAX_SECONDS", "5"),
-        ])
-        .unwrap_err();
+        let err = config(&[REQUIRED[0], REQUIRED[1], ("BACKOFF_BASE_SECONDS", "10"), ("BACKOFF_MAX_SECONDS", "5")])
+            .unwrap_err();
         assert!(err.to_string().contains("from 10 to 43200"), "{err}");
         let err = config(&[REQUIRED[0], REQUIRED[1], ("FIFO_FAILURE_MODE", "all")]).unwrap_err();
         assert!(err.to_string().contains("`group` or `batch`"), "{err}");
@@ -212,13 +174,9 @@ mod tests {
 
     #[test]
     fn the_sqs_endpoint_override_prefers_the_service_specific_variable() {
-        let c = config(&[
-            REQUIRED[0],
-            REQUIRED[1],
-            ("AWS_ENDPOINT_URL", "http://a"),
-            ("AWS_ENDPOINT_URL_SQS", "http://b"),
-        ])
-        .unwrap();
+        let c =
+            config(&[REQUIRED[0], REQUIRED[1], ("AWS_ENDPOINT_URL", "http://a"), ("AWS_ENDPOINT_URL_SQS", "http://b")])
+                .unwrap();
         assert_eq!(c.settings.sqs_endpoint.as_deref(), Some("http://b"));
     }
 }

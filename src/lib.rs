@@ -6,5 +6,6 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+mod borrowed;
 pub mod config;
 pub mod notes;

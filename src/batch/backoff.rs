@@ -19,18 +19,13 @@ impl Backoff {
     /// accepts and the base to the cap.
     pub fn new(base_seconds: u32, max_seconds: u32) -> Self {
         let max_seconds = max_seconds.min(MAX_VISIBILITY_SECONDS);
-        Self {
-            base_seconds: base_seconds.min(max_seconds),
-            max_seconds,
-        }
+        Self { base_seconds: base_seconds.min(max_seconds), max_seconds }
     }
 
     /// The delay before the next delivery, without jitter: `min(max, base * 2^(n-1))`.
     pub fn ceiling(&self, receive_count: u32) -> u32 {
         let doublings = receive_count.saturating_sub(1).min(31);
-        self.base_seconds
-            .saturating_mul(1 << doublings)
-            .min(self.max_seconds)
+        self.base_seconds.saturating_mul(1 << doublings).min(self.max_seconds)
     }
 
     /// The delay with "equal jitter": uniformly in `[ceiling/2, ceiling]`. Half the delay
@@ -60,14 +55,8 @@ mod tests {
         for n in 2..=9 {
             for _ in 0..200 {
                 let d = backoff.delay(n);
-                assert!(
-                    d >= backoff.ceiling(n) / 2 && d <= backoff.ceiling(n),
-                    "n={n} d={d}"
-                );
-                assert!(
-                    d >= backoff.ceiling(n - 1),
-                    "n={n} d={d} may undercut the previous delay"
-                );
+                assert!(d >= backoff.ceiling(n) / 2 && d <= backoff.ceiling(n), "n={n} d={d}");
+                assert!(d >= backoff.ceiling(n - 1), "n={n} d={d} may undercut the previous delay");
             }
         }
     }

@@ -12,9 +12,7 @@ use futures::{FutureExt, Stream, StreamExt, stream};
 use tokio::time::Instant;
 
 use super::outcome::{Ack, Failure, MissingMessageId, Outcome, RecordError, to_response};
-use super::queue::{
-    DeadLetter, QueueOps, VISIBILITY_BATCH_LIMIT, VisibilityChange, queue_url_from_arn,
-};
+use super::queue::{DeadLetter, QueueOps, VISIBILITY_BATCH_LIMIT, VisibilityChange, queue_url_from_arn};
 use super::record::{Batch, Record};
 use super::report::{self, Counts};
 use super::settings::{FifoMode, Settings};
@@ -47,6 +45,11 @@ impl<Q: QueueOps> Engine<Q> {
         &self.settings
     }
 
+    /// The queue operations.
+    pub fn queues(&self) -> &Q {
+        &self.queues
+    }
+
     /// Processes a batch that must be answered by `deadline`. The only error is a failed
     /// record without a message id, which a partial response cannot express.
     pub async fn process<H: RecordHandler>(
@@ -65,21 +68,12 @@ impl<Q: QueueOps> Engine<Q> {
             if batch.is_fifo() {
                 let groups = fifo_groups(records, self.settings.fifo_mode);
                 // One box per message group (a FIFO batch holds at most ten records).
-                let streams = stream::iter(groups)
-                    .map(|group| Box::pin(self.run_group(records, group, handler)));
-                drain(
-                    streams.flatten_unordered(self.settings.max_concurrency),
-                    &mut slots,
-                )
-                .await
+                let streams = stream::iter(groups).map(|group| Box::pin(self.run_group(records, group, handler)));
+                drain(streams.flatten_unordered(self.settings.max_concurrency), &mut slots).await
             } else {
                 let runs = stream::iter(0..records.len())
                     .map(|i| async move { (i, self.run_record(&records[i], handler).await) });
-                drain(
-                    runs.buffer_unordered(self.settings.max_concurrency),
-                    &mut slots,
-                )
-                .await
+                drain(runs.buffer_unordered(self.settings.max_concurrency), &mut slots).await
             }
         };
         // At the cutoff the unfinished record futures are dropped, which cancels them.
@@ -89,45 +83,24 @@ impl<Q: QueueOps> Engine<Q> {
             .into_iter()
             .zip(records)
             .map(|(slot, record)| {
-                slot.unwrap_or_else(|| {
-                    self.finish(
-                        record,
-                        record.receive_count(),
-                        Outcome::Failed(Failure::TimedOut),
-                    )
-                })
+                slot.unwrap_or_else(|| self.finish(record, record.receive_count(), Outcome::Failed(Failure::TimedOut)))
             })
             .collect();
         // Half the margin for the visibility calls, half for the response to reach Lambda.
-        self.back_off(
-            records,
-            &done,
-            deadline.checked_sub(margin / 2).unwrap_or(cutoff),
-        )
-        .await;
+        self.back_off(records, &done, deadline.checked_sub(margin / 2).unwrap_or(cutoff)).await;
 
         let outcomes: Vec<Outcome> = done.into_iter().map(|(outcome, _)| outcome).collect();
-        report::publish_metrics(
-            &self.settings.metrics_namespace,
-            Counts::of(&outcomes),
-            started.elapsed(),
-        );
-        to_response(records, &outcomes).inspect_err(
-            |e| tracing::error!(event = "batch_error", error = %e, "failing the whole invocation"),
-        )
+        report::publish_metrics(&self.settings.metrics_namespace, Counts::of(&outcomes), started.elapsed());
+        to_response(records, &outcomes)
+            .inspect_err(|e| tracing::error!(event = "batch_error", error = %e, "failing the whole invocation"))
     }
 
     async fn run_record<H: RecordHandler>(&self, record: &Record<'_>, handler: &H) -> Done {
         let receive_count = record.receive_count();
         report::attempt(record, receive_count);
-        let outcome = match AssertUnwindSafe(handler.handle(record))
-            .catch_unwind()
-            .await
-        {
+        let outcome = match AssertUnwindSafe(handler.handle(record)).catch_unwind().await {
             Ok(Ok(ack)) => Outcome::Succeeded(ack),
-            Ok(Err(RecordError::Transient { reason })) => {
-                Outcome::Failed(Failure::Transient(reason))
-            }
+            Ok(Err(RecordError::Transient { reason })) => Outcome::Failed(Failure::Transient(reason)),
             Ok(Err(RecordError::Permanent { kind, reason })) => {
                 self.dead_letter(record, receive_count, kind, reason).await
             }
@@ -143,24 +116,17 @@ impl<Q: QueueOps> Engine<Q> {
         group: Vec<usize>,
         handler: &'s H,
     ) -> impl Stream<Item = (usize, Done)> + 's {
-        stream::unfold(
-            (group.into_iter(), false),
-            move |(mut rest, failed)| async move {
-                let i = rest.next()?;
-                let record = &records[i];
-                let done = if failed {
-                    self.finish(
-                        record,
-                        record.receive_count(),
-                        Outcome::Failed(Failure::SkippedAfterGroupFailure),
-                    )
-                } else {
-                    self.run_record(record, handler).await
-                };
-                let failed = failed || done.0.is_failure();
-                Some(((i, done), (rest, failed)))
-            },
-        )
+        stream::unfold((group.into_iter(), false), move |(mut rest, failed)| async move {
+            let i = rest.next()?;
+            let record = &records[i];
+            let done = if failed {
+                self.finish(record, record.receive_count(), Outcome::Failed(Failure::SkippedAfterGroupFailure))
+            } else {
+                self.run_record(record, handler).await
+            };
+            let failed = failed || done.0.is_failure();
+            Some(((i, done), (rest, failed)))
+        })
     }
 
     async fn dead_letter(
@@ -181,22 +147,14 @@ impl<Q: QueueOps> Engine<Q> {
         };
         match self.queues.dead_letter(&letter).await {
             Ok(()) => Outcome::DeadLettered { kind, reason },
-            Err(e) => Outcome::Failed(Failure::DeadLetterUnavailable {
-                kind,
-                error: e.to_string(),
-            }),
+            Err(e) => Outcome::Failed(Failure::DeadLetterUnavailable { kind, error: e.to_string() }),
         }
     }
 
     /// Picks the next delay and logs the outcome: every outcome passes through here once.
     fn finish(&self, record: &Record<'_>, receive_count: u32, outcome: Outcome) -> Done {
-        let delay = if outcome.backs_off() {
-            self.settings.backoff.delay(receive_count)
-        } else {
-            0
-        };
-        let final_attempt =
-            outcome.is_failure() && receive_count >= self.settings.max_receive_count;
+        let delay = if outcome.backs_off() { self.settings.backoff.delay(receive_count) } else { 0 };
+        let final_attempt = outcome.is_failure() && receive_count >= self.settings.max_receive_count;
         report::outcome(record, receive_count, &outcome, delay, final_attempt);
         (outcome, delay)
     }
@@ -210,19 +168,10 @@ impl<Q: QueueOps> Engine<Q> {
             if !outcome.is_failure() {
                 continue;
             }
-            match (
-                record.event_source_arn.as_deref(),
-                record.receipt_handle.as_deref(),
-                record.id(),
-            ) {
-                (Some(arn), Some(receipt_handle), Some(message_id)) => changes.push((
-                    arn,
-                    VisibilityChange {
-                        message_id,
-                        receipt_handle,
-                        seconds: *seconds,
-                    },
-                )),
+            match (record.event_source_arn.as_deref(), record.receipt_handle.as_deref(), record.id()) {
+                (Some(arn), Some(receipt_handle), Some(message_id)) => {
+                    changes.push((arn, VisibilityChange { message_id, receipt_handle, seconds: *seconds }))
+                }
                 _ => tracing::warn!(
                     event = "visibility_skipped",
                     message_id = record.id().unwrap_or("-"),
@@ -234,27 +183,16 @@ impl<Q: QueueOps> Engine<Q> {
         let calls = async {
             for same_queue in changes.chunk_by(|a, b| a.0 == b.0) {
                 let arn = same_queue[0].0;
-                let Some(url) = queue_url_from_arn(arn, self.settings.sqs_endpoint.as_deref())
-                else {
-                    tracing::warn!(
-                        event = "visibility_skipped",
-                        arn,
-                        "event source is not an SQS queue ARN"
-                    );
+                let Some(url) = queue_url_from_arn(arn, self.settings.sqs_endpoint.as_deref()) else {
+                    tracing::warn!(event = "visibility_skipped", arn, "event source is not an SQS queue ARN");
                     continue;
                 };
                 for chunk in same_queue.chunks(VISIBILITY_BATCH_LIMIT) {
-                    let entries: Vec<VisibilityChange<'_>> =
-                        chunk.iter().map(|(_, c)| c.clone()).collect();
+                    let entries: Vec<VisibilityChange<'_>> = chunk.iter().map(|(_, c)| c.clone()).collect();
                     match self.queues.change_visibility(&url, &entries).await {
                         Ok(refused) => {
                             for (message_id, error) in refused {
-                                tracing::warn!(
-                                    event = "visibility_failed",
-                                    message_id,
-                                    error,
-                                    "backoff not applied"
-                                );
+                                tracing::warn!(event = "visibility_failed", message_id, error, "backoff not applied");
                             }
                         }
                         Err(e) => {
@@ -265,10 +203,7 @@ impl<Q: QueueOps> Engine<Q> {
             }
         };
         if tokio::time::timeout_at(until, calls).await.is_err() {
-            tracing::warn!(
-                event = "visibility_failed",
-                "visibility changes cut short by the invocation deadline"
-            );
+            tracing::warn!(event = "visibility_failed", "visibility changes cut short by the invocation deadline");
         }
     }
 }
@@ -313,9 +248,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 /// The deadline of a Lambda invocation, given in milliseconds since the Unix epoch, as an
 /// instant of tokio's clock.
 pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64;
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
     Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }

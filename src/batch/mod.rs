@@ -16,9 +16,7 @@ pub use backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 pub use engine::{Engine, RecordHandler, deadline_from_epoch_ms};
 pub use outcome::{Ack, Failure, MissingMessageId, Outcome, RecordError, to_response};
 pub(crate) use queue::error_chain;
-pub use queue::{
-    DeadLetter, QueueError, QueueOps, SqsQueues, VisibilityChange, queue_url_from_arn,
-};
+pub use queue::{DeadLetter, QueueError, QueueOps, SqsQueues, VisibilityChange, queue_url_from_arn};
 pub use record::{Attributes, Batch, EventError, Record};
 pub use report::Counts;
 pub use settings::{FifoMode, Settings};

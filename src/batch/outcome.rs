@@ -35,17 +35,12 @@ pub enum RecordError {
 impl RecordError {
     /// A transient error from anything displayable.
     pub fn transient(reason: impl std::fmt::Display) -> Self {
-        Self::Transient {
-            reason: reason.to_string(),
-        }
+        Self::Transient { reason: reason.to_string() }
     }
 
     /// A permanent error of the given kind.
     pub fn permanent(kind: &'static str, reason: impl std::fmt::Display) -> Self {
-        Self::Permanent {
-            kind,
-            reason: reason.to_string(),
-        }
+        Self::Permanent { kind, reason: reason.to_string() }
     }
 }
 
@@ -119,9 +114,7 @@ impl Outcome {
 /// `itemIdentifier` would make Lambda fail the whole batch anyway; failing the invocation
 /// says so openly, and SQS retries every record of the batch.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "record {index} failed ({outcome}) and has no messageId, so the whole batch must be retried"
-)]
+#[error("record {index} failed ({outcome}) and has no messageId, so the whole batch must be retried")]
 pub struct MissingMessageId {
     /// The record's position in the batch.
     pub index: usize,
@@ -130,19 +123,13 @@ pub struct MissingMessageId {
 }
 
 /// Builds the partial batch response: exactly the failed records, in batch order.
-pub fn to_response(
-    records: &[Record<'_>],
-    outcomes: &[Outcome],
-) -> Result<SqsBatchResponse, MissingMessageId> {
+pub fn to_response(records: &[Record<'_>], outcomes: &[Outcome]) -> Result<SqsBatchResponse, MissingMessageId> {
     let mut response = SqsBatchResponse::default();
     for (index, (record, outcome)) in records.iter().zip(outcomes).enumerate() {
         if !outcome.is_failure() {
             continue;
         }
-        let id = record.id().ok_or(MissingMessageId {
-            index,
-            outcome: outcome.name(),
-        })?;
+        let id = record.id().ok_or(MissingMessageId { index, outcome: outcome.name() })?;
         let mut failure = BatchItemFailure::default();
         failure.item_identifier = id.to_owned();
         response.batch_item_failures.push(failure);
@@ -155,27 +142,16 @@ mod tests {
     use super::*;
 
     fn record(id: Option<&'static str>) -> Record<'static> {
-        Record {
-            message_id: id.map(Into::into),
-            ..Record::default()
-        }
+        Record { message_id: id.map(Into::into), ..Record::default() }
     }
 
     #[test]
     fn partial_response_lists_only_failed_records_in_batch_order() {
-        let records = [
-            record(Some("a")),
-            record(Some("b")),
-            record(Some("c")),
-            record(Some("d")),
-        ];
+        let records = [record(Some("a")), record(Some("b")), record(Some("c")), record(Some("d"))];
         let outcomes = [
             Outcome::Failed(Failure::TimedOut),
             Outcome::Succeeded(Ack::Applied),
-            Outcome::DeadLettered {
-                kind: "invalid_json",
-                reason: "x".into(),
-            },
+            Outcome::DeadLettered { kind: "invalid_json", reason: "x".into() },
             Outcome::Failed(Failure::Transient("down".into())),
         ];
         let ids: Vec<_> = to_response(&records, &outcomes)
@@ -191,10 +167,7 @@ mod tests {
     fn never_an_empty_item_identifier_a_failed_record_without_id_fails_the_invocation() {
         for id in [None, Some("")] {
             let records = [record(Some("a")), record(id)];
-            let outcomes = [
-                Outcome::Succeeded(Ack::Applied),
-                Outcome::Failed(Failure::TimedOut),
-            ];
+            let outcomes = [Outcome::Succeeded(Ack::Applied), Outcome::Failed(Failure::TimedOut)];
             let err = to_response(&records, &outcomes).unwrap_err();
             assert_eq!(err.index, 1);
         }

@@ -44,10 +44,7 @@ pub struct QueueError(pub String);
 /// The queue operations the engine needs.
 pub trait QueueOps: Sync {
     /// Sends a permanent failure to the dead-letter queue.
-    fn dead_letter(
-        &self,
-        letter: &DeadLetter<'_>,
-    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+    fn dead_letter(&self, letter: &DeadLetter<'_>) -> impl Future<Output = Result<(), QueueError>> + Send;
 
     /// Changes the visibility of up to ten messages of one queue. Returns the message ids
     /// SQS refused, with its reason.
@@ -74,19 +71,12 @@ pub struct SqsQueues {
 impl SqsQueues {
     /// Sends dead letters to `dlq_url` through `client`.
     pub fn new(client: aws_sdk_sqs::Client, dlq_url: impl Into<String>) -> Self {
-        Self {
-            client,
-            dlq_url: dlq_url.into(),
-        }
+        Self { client, dlq_url: dlq_url.into() }
     }
 }
 
 fn string_attribute(value: impl Into<String>, data_type: &str) -> MessageAttributeValue {
-    MessageAttributeValue::builder()
-        .data_type(data_type)
-        .string_value(value)
-        .build()
-        .expect("data_type is set")
+    MessageAttributeValue::builder().data_type(data_type).string_value(value).build().expect("data_type is set")
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -108,14 +98,8 @@ impl QueueOps for SqsQueues {
             .queue_url(&self.dlq_url)
             .message_body(letter.body)
             .message_attributes("error_kind", string_attribute(letter.kind, "String"))
-            .message_attributes(
-                "error_reason",
-                string_attribute(truncate(letter.reason, MAX_REASON_BYTES), "String"),
-            )
-            .message_attributes(
-                "receive_count",
-                string_attribute(letter.receive_count.to_string(), "Number"),
-            );
+            .message_attributes("error_reason", string_attribute(truncate(letter.reason, MAX_REASON_BYTES), "String"))
+            .message_attributes("receive_count", string_attribute(letter.receive_count.to_string(), "Number"));
         if let Some(id) = letter.source_message_id {
             send = send.message_attributes("source_message_id", string_attribute(id, "String"));
         }
@@ -189,14 +173,9 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
 /// With an endpoint override (local emulators), the URL is `<endpoint>/<account>/<name>`.
 pub fn queue_url_from_arn(arn: &str, endpoint: Option<&str>) -> Option<String> {
     let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("sqs"), Some(region), Some(account), Some(name)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let (Some("arn"), Some(partition), Some("sqs"), Some(region), Some(account), Some(name)) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return None;
     };
     if region.is_empty() || account.is_empty() || name.is_empty() {
@@ -205,11 +184,7 @@ pub fn queue_url_from_arn(arn: &str, endpoint: Option<&str>) -> Option<String> {
     Some(match endpoint {
         Some(endpoint) => format!("{}/{account}/{name}", endpoint.trim_end_matches('/')),
         None => {
-            let domain = if partition == "aws-cn" {
-                "amazonaws.com.cn"
-            } else {
-                "amazonaws.com"
-            };
+            let domain = if partition == "aws-cn" { "amazonaws.com.cn" } else { "amazonaws.com" };
             format!("https://sqs.{region}.{domain}/{account}/{name}")
         }
     })
@@ -222,10 +197,7 @@ mod tests {
     #[test]
     fn queue_url_from_arn_covers_aws_china_and_local_endpoints() {
         let arn = "arn:aws:sqs:eu-west-1:123456789012:notes";
-        assert_eq!(
-            queue_url_from_arn(arn, None).unwrap(),
-            "https://sqs.eu-west-1.amazonaws.com/123456789012/notes"
-        );
+        assert_eq!(queue_url_from_arn(arn, None).unwrap(), "https://sqs.eu-west-1.amazonaws.com/123456789012/notes");
         assert_eq!(
             queue_url_from_arn("arn:aws-cn:sqs:cn-north-1:1:q.fifo", None).unwrap(),
             "https://sqs.cn-north-1.amazonaws.com.cn/1/q.fifo"
@@ -234,10 +206,7 @@ mod tests {
             queue_url_from_arn(arn, Some("http://127.0.0.1:4566/")).unwrap(),
             "http://127.0.0.1:4566/123456789012/notes"
         );
-        assert_eq!(
-            queue_url_from_arn("arn:aws:sns:eu-west-1:1:topic", None),
-            None
-        );
+        assert_eq!(queue_url_from_arn("arn:aws:sns:eu-west-1:1:topic", None), None);
         assert_eq!(queue_url_from_arn("notes", None), None);
     }
 

@@ -9,6 +9,8 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use crate::borrowed::option_cow;
+
 /// A batch of SQS records, borrowed from the Lambda payload it was parsed from.
 #[derive(Debug, Deserialize)]
 pub struct Batch<'a> {
@@ -22,19 +24,19 @@ pub struct Batch<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct Record<'a> {
     /// The SQS message id: the `itemIdentifier` of a partial batch response.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "option_cow")]
     pub message_id: Option<Cow<'a, str>>,
     /// Needed to change the message's visibility.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "option_cow")]
     pub receipt_handle: Option<Cow<'a, str>>,
     /// The message body, as sent.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "option_cow")]
     pub body: Option<Cow<'a, str>>,
     /// The system attributes the engine uses.
     #[serde(borrow, default)]
     pub attributes: Attributes<'a>,
     /// The queue the message came from: `arn:aws:sqs:<region>:<account>:<name>`.
-    #[serde(rename = "eventSourceARN", borrow, default)]
+    #[serde(rename = "eventSourceARN", borrow, default, deserialize_with = "option_cow")]
     pub event_source_arn: Option<Cow<'a, str>>,
 }
 
@@ -42,10 +44,10 @@ pub struct Record<'a> {
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct Attributes<'a> {
     /// How many times SQS has handed this message out, this delivery included.
-    #[serde(rename = "ApproximateReceiveCount", borrow, default)]
+    #[serde(rename = "ApproximateReceiveCount", borrow, default, deserialize_with = "option_cow")]
     pub approximate_receive_count: Option<Cow<'a, str>>,
     /// FIFO queues only: the ordering group.
-    #[serde(rename = "MessageGroupId", borrow, default)]
+    #[serde(rename = "MessageGroupId", borrow, default, deserialize_with = "option_cow")]
     pub message_group_id: Option<Cow<'a, str>>,
 }
 
@@ -61,20 +63,13 @@ impl<'a> Batch<'a> {
         serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            EventError(if path == "." {
-                inner.to_string()
-            } else {
-                format!("{path}: {inner}")
-            })
+            EventError(if path == "." { inner.to_string() } else { format!("{path}: {inner}") })
         })
     }
 
     /// Whether the records come from a FIFO queue (their source ARN ends in `.fifo`).
     pub fn is_fifo(&self) -> bool {
-        self.records
-            .first()
-            .and_then(|r| r.event_source_arn.as_deref())
-            .is_some_and(|arn| arn.ends_with(".fifo"))
+        self.records.first().and_then(|r| r.event_source_arn.as_deref()).is_some_and(|arn| arn.ends_with(".fifo"))
     }
 }
 
@@ -87,12 +82,7 @@ impl Record<'_> {
     /// `ApproximateReceiveCount`, or 1 when absent or unreadable: a first delivery is the
     /// safe assumption (the shortest backoff, and never a premature "final attempt").
     pub fn receive_count(&self) -> u32 {
-        self.attributes
-            .approximate_receive_count
-            .as_deref()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1)
-            .max(1)
+        self.attributes.approximate_receive_count.as_deref().and_then(|n| n.parse().ok()).unwrap_or(1).max(1)
     }
 
     /// The FIFO message group, if any.
@@ -120,19 +110,12 @@ mod tests {
 
     #[test]
     fn a_payload_that_is_not_an_sqs_event_is_an_error_naming_what_is_missing() {
-        let err = Batch::parse(r#"{"httpMethod":"GET"}"#)
-            .unwrap_err()
-            .to_string();
+        let err = Batch::parse(r#"{"httpMethod":"GET"}"#).unwrap_err().to_string();
         assert!(err.contains("missing field `Records`"), "{err}");
-        let err = Batch::parse(r#"{"Records":[{"messageId":7}]}"#)
-            .unwrap_err()
-            .to_string();
+        let err = Batch::parse(r#"{"Records":[{"messageId":7}]}"#).unwrap_err().to_string();
         assert!(err.contains("Records[0].messageId"), "{err}");
         let err = Batch::parse("not json").unwrap_err().to_string();
-        assert!(
-            err.contains("expected ident") || err.contains("expected value"),
-            "{err}"
-        );
+        assert!(err.contains("expected ident") || err.contains("expected value"), "{err}");
     }
 
     #[test]

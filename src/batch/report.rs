@@ -12,34 +12,17 @@ use super::record::Record;
 
 /// Logs the start of one delivery attempt.
 pub fn attempt(record: &Record<'_>, receive_count: u32) {
-    tracing::info!(
-        event = "attempt",
-        message_id = record.id().unwrap_or("-"),
-        receive_count,
-        "processing record"
-    );
+    tracing::info!(event = "attempt", message_id = record.id().unwrap_or("-"), receive_count, "processing record");
 }
 
 /// Logs a record's outcome with the delay before its next delivery. `final_attempt` marks a
 /// failure at `maxReceiveCount`: the queue's redrive policy dead-letters it on the next receive.
-pub fn outcome(
-    record: &Record<'_>,
-    receive_count: u32,
-    outcome: &Outcome,
-    next_delay_s: u32,
-    final_attempt: bool,
-) {
+pub fn outcome(record: &Record<'_>, receive_count: u32, outcome: &Outcome, next_delay_s: u32, final_attempt: bool) {
     let message_id = record.id().unwrap_or("-");
     let name = outcome.name();
     match outcome {
         Outcome::Succeeded(_) => {
-            tracing::info!(
-                event = "outcome",
-                message_id,
-                receive_count,
-                outcome = name,
-                "record done"
-            )
+            tracing::info!(event = "outcome", message_id, receive_count, outcome = name, "record done")
         }
         Outcome::DeadLettered { kind, reason } => tracing::warn!(
             event = "outcome",
@@ -55,9 +38,7 @@ pub fn outcome(
                 Failure::Transient(r) | Failure::Panicked(r) => r.as_str(),
                 Failure::DeadLetterUnavailable { error, .. } => error.as_str(),
                 Failure::TimedOut => "still running at the invocation deadline",
-                Failure::SkippedAfterGroupFailure => {
-                    "an earlier record of its message group failed"
-                }
+                Failure::SkippedAfterGroupFailure => "an earlier record of its message group failed",
             };
             if final_attempt {
                 tracing::error!(
@@ -104,10 +85,7 @@ pub struct Counts {
 impl Counts {
     /// Counts a batch's outcomes.
     pub fn of(outcomes: &[Outcome]) -> Self {
-        let mut counts = Self {
-            received: outcomes.len(),
-            ..Self::default()
-        };
+        let mut counts = Self { received: outcomes.len(), ..Self::default() };
         for outcome in outcomes {
             match outcome {
                 Outcome::Succeeded(Ack::Applied) => counts.succeeded += 1,
@@ -122,16 +100,8 @@ impl Counts {
 
 /// The batch's metrics as one Embedded Metric Format document.
 /// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
-pub fn emf(
-    namespace: &str,
-    counts: Counts,
-    duration: Duration,
-    now: SystemTime,
-) -> serde_json::Value {
-    let timestamp = now
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64;
+pub fn emf(namespace: &str, counts: Counts, duration: Duration, now: SystemTime) -> serde_json::Value {
+    let timestamp = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
     let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".to_owned());
     json!({
         "_aws": {
@@ -173,22 +143,9 @@ mod tests {
 
     #[test]
     fn emf_document_declares_every_metric_it_carries() {
-        let counts = Counts {
-            received: 4,
-            succeeded: 1,
-            stale: 1,
-            retried: 1,
-            dead_lettered: 1,
-        };
-        let doc = emf(
-            "NotesSync",
-            counts,
-            Duration::from_millis(12),
-            UNIX_EPOCH + Duration::from_secs(7),
-        );
-        let declared = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-            .as_array()
-            .unwrap();
+        let counts = Counts { received: 4, succeeded: 1, stale: 1, retried: 1, dead_lettered: 1 };
+        let doc = emf("NotesSync", counts, Duration::from_millis(12), UNIX_EPOCH + Duration::from_secs(7));
+        let declared = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap();
         assert_eq!(declared.len(), 6);
         for metric in declared {
             let name = metric["Name"].as_str().unwrap();

@@ -40,14 +40,8 @@ async fn run() -> anyhow::Result<()> {
         )
         .load()
         .await;
-    let engine = Engine::new(
-        config.settings,
-        SqsQueues::new(aws_sdk_sqs::Client::new(&sdk), config.dlq_url),
-    );
-    let handler = NotesHandler::new(DynamoNoteStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        config.table_name,
-    ));
+    let engine = Engine::new(config.settings, SqsQueues::new(aws_sdk_sqs::Client::new(&sdk), config.dlq_url));
+    let handler = NotesHandler::new(DynamoNoteStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name));
 
     // The payload arrives as raw JSON so that records can borrow from it.
     lambda_runtime::run(service_fn(|event: LambdaEvent<Box<RawValue>>| {
@@ -64,8 +58,7 @@ async fn run() -> anyhow::Result<()> {
 
 /// JSON log lines on stdout, one per event, fields at the top level.
 fn init_tracing() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)

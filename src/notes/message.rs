@@ -8,6 +8,10 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::borrowed::option_cow;
 
 /// The only schema version this consumer understands.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -55,10 +59,10 @@ pub struct Note<'a> {
     /// Monotonic per note; a store keeps only the highest version it has seen.
     pub version: u64,
     /// Title (not needed for a delete).
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "option_cow")]
     pub title: Option<Cow<'a, str>>,
     /// Body text (not needed for a delete).
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "option_cow")]
     pub body: Option<Cow<'a, str>>,
     /// When the client changed the note, RFC 3339.
     #[serde(borrow)]
@@ -98,6 +102,14 @@ impl Invalid {
 impl<'a> NoteMessage<'a> {
     /// Parses and validates a message body.
     pub fn parse(body: &'a str) -> Result<Self, Invalid> {
+        // serde would read a JSON array as a struct's fields in order, and report a wrong
+        // element as bad JSON; say plainly that the message must be an object.
+        if !body.trim_start().starts_with('{') {
+            return Err(match serde_json::from_str::<serde::de::IgnoredAny>(body) {
+                Err(e) => Invalid::Json(e.to_string()),
+                Ok(_) => Invalid::Shape("the message must be a JSON object".into()),
+            });
+        }
         let mut de = serde_json::Deserializer::from_str(body);
         let message: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
@@ -119,9 +131,7 @@ impl<'a> NoteMessage<'a> {
         let note = &self.note;
         check_len("note.id", &note.id, 1, MAX_ID_BYTES)?;
         if note.id.chars().any(char::is_control) {
-            return Err(Invalid::Field(
-                "note.id contains a control character".into(),
-            ));
+            return Err(Invalid::Field("note.id contains a control character".into()));
         }
         check_len("client_id", &self.client_id, 1, MAX_CLIENT_ID_BYTES)?;
         if note.version == 0 {
@@ -131,26 +141,14 @@ impl<'a> NoteMessage<'a> {
         if note.version > (1 << 53) {
             return Err(Invalid::Field("note.version must be at most 2^53".into()));
         }
-        if aws_sdk_dynamodb::primitives::DateTime::from_str(
-            &note.updated_at,
-            aws_sdk_dynamodb::primitives::DateTimeFormat::DateTime,
-        )
-        .is_err()
-        {
-            return Err(Invalid::Field(
-                "note.updated_at is not an RFC 3339 date-time".into(),
-            ));
+        if OffsetDateTime::parse(&note.updated_at, &Rfc3339).is_err() {
+            return Err(Invalid::Field("note.updated_at is not an RFC 3339 date-time".into()));
         }
         if self.op == Op::Upsert {
-            let title = note
-                .title
-                .as_deref()
-                .ok_or_else(|| Invalid::Field("note.title is required for upsert".into()))?;
+            let title =
+                note.title.as_deref().ok_or_else(|| Invalid::Field("note.title is required for upsert".into()))?;
             check_len("note.title", title, 0, MAX_TITLE_BYTES)?;
-            let body = note
-                .body
-                .as_deref()
-                .ok_or_else(|| Invalid::Field("note.body is required for upsert".into()))?;
+            let body = note.body.as_deref().ok_or_else(|| Invalid::Field("note.body is required for upsert".into()))?;
             check_len("note.body", body, 0, MAX_BODY_BYTES)?;
         }
         Ok(())
@@ -162,10 +160,7 @@ fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), Inv
         return Err(Invalid::Field(format!("{field} must not be empty")));
     }
     if value.len() > max {
-        return Err(Invalid::Field(format!(
-            "{field} is {} bytes, more than the limit of {max}",
-            value.len()
-        )));
+        return Err(Invalid::Field(format!("{field} is {} bytes, more than the limit of {max}", value.len())));
     }
     Ok(())
 }
@@ -202,80 +197,25 @@ mod tests {
     #[test]
     fn each_kind_of_bad_message_is_named() {
         let cases: Vec<(String, &str, &str)> = vec![
+            ("not json".into(), "invalid_json", "expected ident at line 1 column 2"),
+            ("".into(), "invalid_json", "EOF while parsing a value at line 1 column 0"),
+            (format!("{VALID} trailing"), "invalid_json", "trailing characters"),
+            ("[1,2]".into(), "invalid_message", "the message must be a JSON object"),
+            (r#"{"schema":1,"op":"upsert","client_id":"c"}"#.into(), "invalid_message", "missing field `note`"),
+            (with("op", r#""merge""#), "invalid_message", "op: unknown variant `merge`"),
+            (with("note.version", r#""7""#), "invalid_message", "note.version: invalid type: string"),
+            (with("note.version", "-1"), "invalid_message", "note.version: invalid value: integer `-1`"),
+            (with("schema", "2"), "unsupported_schema", "schema 2 is not supported"),
+            (with("note.id", r#""""#), "invalid_field", "note.id must not be empty"),
+            (with("note.version", "0"), "invalid_field", "note.version must be at least 1"),
+            (with("note.updated_at", r#""yesterday""#), "invalid_field", "note.updated_at is not an RFC 3339"),
             (
-                "not json".into(),
-                "invalid_json",
-                "expected ident at line 1 column 2",
-            ),
-            (
-                "".into(),
-                "invalid_json",
-                "EOF while parsing a value at line 1 column 0",
-            ),
-            (
-                format!("{VALID} trailing"),
-                "invalid_json",
-                "trailing characters",
-            ),
-            ("[1,2]".into(), "invalid_message", "invalid type: sequence"),
-            (
-                r#"{"schema":1,"op":"upsert","client_id":"c"}"#.into(),
-                "invalid_message",
-                "missing field `note`",
-            ),
-            (
-                with("op", r#""merge""#),
-                "invalid_message",
-                "op: unknown variant `merge`",
-            ),
-            (
-                with("note.version", r#""7""#),
-                "invalid_message",
-                "note.version: invalid type: string",
-            ),
-            (
-                with("note.version", "-1"),
-                "invalid_message",
-                "note.version: invalid value: integer `-1`",
-            ),
-            (
-                with("schema", "2"),
-                "unsupported_schema",
-                "schema 2 is not supported",
-            ),
-            (
-                with("note.id", r#""""#),
-                "invalid_field",
-                "note.id must not be empty",
-            ),
-            (
-                with("note.version", "0"),
-                "invalid_field",
-                "note.version must be at least 1",
-            ),
-            (
-                with("note.updated_at", r#""yesterday""#),
-                "invalid_field",
-                "note.updated_at is not an RFC 3339",
-            ),
-            (
-                with(
-                    "note.title",
-                    &format!("\"{}\"", "t".repeat(MAX_TITLE_BYTES + 1)),
-                ),
+                with("note.title", &format!("\"{}\"", "t".repeat(MAX_TITLE_BYTES + 1))),
                 "invalid_field",
                 "note.title is 1025 bytes",
             ),
-            (
-                with("note.body", "null"),
-                "invalid_field",
-                "note.body is required for upsert",
-            ),
-            (
-                with("client_id", r#""""#),
-                "invalid_field",
-                "client_id must not be empty",
-            ),
+            (with("note.body", "null"), "invalid_field", "note.body is required for upsert"),
+            (with("client_id", r#""""#), "invalid_field", "client_id must not be empty"),
         ];
         for (body, kind, text) in cases {
             let err = NoteMessage::parse(&body).unwrap_err();
@@ -290,10 +230,7 @@ mod tests {
         let body = with("note.version", r#""x""#);
         let err = NoteMessage::parse(&body).unwrap_err().to_string();
         assert!(!err.contains("Groceries") && !err.contains("milk"), "{err}");
-        let oversize = with(
-            "note.body",
-            &format!("\"secret {}\"", "b".repeat(MAX_BODY_BYTES)),
-        );
+        let oversize = with("note.body", &format!("\"secret {}\"", "b".repeat(MAX_BODY_BYTES)));
         let err = NoteMessage::parse(&oversize).unwrap_err().to_string();
         assert!(!err.contains("secret"), "{err}");
     }

@@ -28,10 +28,7 @@ pub struct StoreError(pub String);
 /// Keeps the newest version of each note.
 pub trait NoteStore: Sync {
     /// Applies an upsert or a delete (a tombstone) if its version is newer than the stored one.
-    fn apply(
-        &self,
-        message: &NoteMessage<'_>,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send;
+    fn apply(&self, message: &NoteMessage<'_>) -> impl Future<Output = Result<Written, StoreError>> + Send;
 }
 
 /// [`NoteStore`] on a DynamoDB table keyed by `id` (string).
@@ -44,10 +41,7 @@ pub struct DynamoNoteStore {
 impl DynamoNoteStore {
     /// A store on `table` through `client`.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+        Self { client, table: table.into() }
     }
 }
 
@@ -78,10 +72,7 @@ impl NoteStore for DynamoNoteStore {
         }
         match put.send().await {
             Ok(_) => Ok(Written::Applied),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 Ok(Written::Stale)
             }
             Err(e) => Err(StoreError(crate::batch::error_chain(&e))),
