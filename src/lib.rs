@@ -6,6 +6,6 @@
 #![warn(missing_docs)]
 
 pub mod batch;
-mod borrowed;
 pub mod config;
+mod json;
 pub mod notes;

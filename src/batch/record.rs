@@ -7,9 +7,10 @@
 
 use std::borrow::Cow;
 
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use serde::Deserialize;
 
-use crate::borrowed::option_cow;
+use crate::json::{self, option_cow};
 
 /// A batch of SQS records, borrowed from the Lambda payload it was parsed from.
 #[derive(Debug, Deserialize)]
@@ -59,12 +60,7 @@ pub struct EventError(String);
 impl<'a> Batch<'a> {
     /// Reads an SQS event from a Lambda payload, borrowing from it.
     pub fn parse(payload: &'a str) -> Result<Self, EventError> {
-        let mut de = serde_json::Deserializer::from_str(payload);
-        serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            EventError(if path == "." { inner.to_string() } else { format!("{path}: {inner}") })
-        })
+        json::parse(payload).map_err(|e| EventError(e.message))
     }
 
     /// Whether the records come from a FIFO queue (their source ARN ends in `.fifo`).
@@ -73,7 +69,23 @@ impl<'a> Batch<'a> {
     }
 }
 
-impl Record<'_> {
+impl<'a> Record<'a> {
+    /// A record for a message received with `ReceiveMessage` (polling outside Lambda), which
+    /// must have asked for the `ApproximateReceiveCount` and `MessageGroupId` attributes.
+    pub fn from_message(message: &'a Message, queue_arn: &'a str) -> Self {
+        let attribute = |name| message.attributes().and_then(|a| a.get(&name)).map(|v| Cow::Borrowed(v.as_str()));
+        Record {
+            message_id: message.message_id().map(Cow::Borrowed),
+            receipt_handle: message.receipt_handle().map(Cow::Borrowed),
+            body: message.body().map(Cow::Borrowed),
+            attributes: Attributes {
+                approximate_receive_count: attribute(MessageSystemAttributeName::ApproximateReceiveCount),
+                message_group_id: attribute(MessageSystemAttributeName::MessageGroupId),
+            },
+            event_source_arn: Some(Cow::Borrowed(queue_arn)),
+        }
+    }
+
     /// The message id, if SQS gave one (it always does; a hand-written event may not).
     pub fn id(&self) -> Option<&str> {
         self.message_id.as_deref().filter(|id| !id.is_empty())

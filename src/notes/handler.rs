@@ -95,7 +95,10 @@ mod tests {
         let err = handler.handle(&record("hello")).await.unwrap_err();
         assert_eq!(
             err,
-            RecordError::Permanent { kind: "invalid_json", reason: "invalid_json: expected value at line 1 column 1".into() }
+            RecordError::Permanent {
+                kind: "invalid_json",
+                reason: "invalid_json: expected value at line 1 column 1".into()
+            }
         );
         let err = handler.handle(&Record::default()).await.unwrap_err();
         assert!(matches!(err, RecordError::Permanent { kind: "invalid_json", .. }), "a missing body: {err:?}");

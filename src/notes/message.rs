@@ -11,7 +11,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::borrowed::option_cow;
+use crate::json::{self, option_cow};
 
 /// The only schema version this consumer understands.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -110,16 +110,10 @@ impl<'a> NoteMessage<'a> {
                 Ok(_) => Invalid::Shape("the message must be a JSON object".into()),
             });
         }
-        let mut de = serde_json::Deserializer::from_str(body);
-        let message: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            match inner.classify() {
-                serde_json::error::Category::Data => Invalid::Shape(format!("{path}: {inner}")),
-                _ => Invalid::Json(inner.to_string()),
-            }
+        let message: Self = json::parse(body).map_err(|e| match e.category {
+            serde_json::error::Category::Data => Invalid::Shape(e.message),
+            _ => Invalid::Json(e.message),
         })?;
-        de.end().map_err(|e| Invalid::Json(e.to_string()))?;
         message.validate()?;
         Ok(message)
     }

@@ -1,0 +1,39 @@
+//! JSON helpers shared by the SQS event and the note message parsers.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer};
+
+#[derive(Deserialize)]
+struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// Deserializes an optional string, borrowing it from the input unless it has escapes.
+///
+/// `#[serde(borrow)]` borrows a `Cow<str>` field but not an `Option<Cow<str>>` one: serde
+/// routes the option through a generic path that always allocates. Optional fields that
+/// should borrow use `#[serde(borrow, default, deserialize_with = "json::option_cow")]`.
+pub fn option_cow<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    Ok(Option::<Borrowed<'de>>::deserialize(deserializer)?.map(|b| b.0))
+}
+
+/// A parse error that names the JSON path where reading stopped.
+#[derive(Debug)]
+pub struct PathError {
+    /// `path: error`, or just the error at the top level.
+    pub message: String,
+    /// Syntax, end of input, or data of the wrong shape.
+    pub category: serde_json::error::Category,
+}
+
+/// Parses `text` as a `T`, borrowing from it, and rejects trailing characters.
+pub fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, PathError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = if path == "." { inner.to_string() } else { format!("{path}: {inner}") };
+        PathError { message, category: inner.classify() }
+    })?;
+    de.end().map_err(|e| PathError { message: e.to_string(), category: e.classify() })?;
+    Ok(value)
+}

@@ -1,0 +1,159 @@
+//! Shared set-up for the integration tests: emulators, AWS clients pointed at them, and
+//! the few SQS/DynamoDB chores every test repeats.
+#![allow(dead_code)] // each test binary uses its own subset
+
+pub mod emulators;
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_sqs::config::Credentials;
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+
+pub use emulators::Emulator;
+
+/// An SDK configuration for one emulator endpoint, with test credentials and short
+/// timeouts (a stopped emulator must fail fast, not hang the test).
+pub async fn sdk(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// A source queue with its dead-letter queue and redrive policy.
+pub struct Queues {
+    pub url: String,
+    pub arn: String,
+    pub dlq_url: String,
+    pub dlq_arn: String,
+}
+
+/// A unique queue-name prefix per test, so tests share one LocalStack safely.
+pub fn unique(name: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!("{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+}
+
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    let attributes =
+        sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await.unwrap();
+    attributes.attributes().unwrap()[&QueueAttributeName::QueueArn].clone()
+}
+
+/// Creates `<name>` and `<name>-dlq` (FIFO when `fifo`) with a redrive policy.
+pub async fn create_queues(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    max_receive_count: u32,
+    visibility_s: u32,
+    fifo: bool,
+) -> Queues {
+    let suffix = if fifo { ".fifo" } else { "" };
+    let mut dlq = sqs.create_queue().queue_name(format!("{name}-dlq{suffix}"));
+    if fifo {
+        dlq = dlq.attributes(QueueAttributeName::FifoQueue, "true");
+    }
+    let dlq_url = dlq.send().await.unwrap().queue_url.unwrap();
+    let dlq_arn = queue_arn(sqs, &dlq_url).await;
+    let redrive = format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":{max_receive_count}}}"#);
+    let mut source = sqs
+        .create_queue()
+        .queue_name(format!("{name}{suffix}"))
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .attributes(QueueAttributeName::VisibilityTimeout, visibility_s.to_string());
+    if fifo {
+        source = source.attributes(QueueAttributeName::FifoQueue, "true");
+    }
+    let url = source.send().await.unwrap().queue_url.unwrap();
+    let arn = queue_arn(sqs, &url).await;
+    Queues { url, arn, dlq_url, dlq_arn }
+}
+
+/// Sends bodies in order (FIFO: each with its group and a deduplication id).
+pub async fn send(sqs: &aws_sdk_sqs::Client, url: &str, bodies: &[(&str, Option<&str>)]) {
+    for (i, (body, group)) in bodies.iter().enumerate() {
+        let mut send = sqs.send_message().queue_url(url).message_body(*body);
+        if let Some(group) = group {
+            send = send.message_group_id(*group).message_deduplication_id(format!("d{i}"));
+        }
+        send.send().await.unwrap();
+    }
+}
+
+/// Receives up to `max` messages with the attributes the engine reads.
+pub async fn receive(sqs: &aws_sdk_sqs::Client, url: &str, max: i32, wait_s: i32) -> Vec<Message> {
+    sqs.receive_message()
+        .queue_url(url)
+        .max_number_of_messages(max)
+        .wait_time_seconds(wait_s)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+}
+
+/// Receives until `count` messages arrived or `within` passed (SQS may split a batch).
+pub async fn receive_n(sqs: &aws_sdk_sqs::Client, url: &str, count: usize, within: Duration) -> Vec<Message> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut all = Vec::new();
+    while all.len() < count && tokio::time::Instant::now() < deadline {
+        all.extend(receive(sqs, url, (count - all.len()).min(10) as i32, 1).await);
+    }
+    all
+}
+
+/// The notes table, keyed by `id`.
+pub async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) {
+    dynamodb
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().unwrap(),
+        )
+        .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap())
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A stored note's `(version, deleted, title)`, if any.
+pub async fn stored(dynamodb: &aws_sdk_dynamodb::Client, table: &str, id: &str) -> Option<(u64, bool, Option<String>)> {
+    let item = dynamodb
+        .get_item()
+        .table_name(table)
+        .key("id", AttributeValue::S(id.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item?;
+    let version = item["version"].as_n().unwrap().parse().unwrap();
+    let deleted = *item["deleted"].as_bool().unwrap();
+    let title = item.get("title").map(|t| t.as_s().unwrap().clone());
+    Some((version, deleted, title))
+}
+
+/// A note message body.
+pub fn note(op: &str, id: &str, version: u64, title: &str) -> String {
+    serde_json::json!({
+        "schema": 1, "op": op, "client_id": "test-client",
+        "note": {"id": id, "version": version, "title": title, "body": format!("body of {id}"), "updated_at": "2026-11-27T10:00:00Z"}
+    })
+    .to_string()
+}

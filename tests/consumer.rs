@@ -1,0 +1,243 @@
+//! The real consumer code (engine, notes handler, DynamoDB store, SQS queue operations)
+//! against real emulators: LocalStack for SQS, moto for DynamoDB. Messages are sent to and
+//! received from real queues, and the engine's response is applied the way Lambda's event
+//! source mapping applies it: successes deleted, failures left to their backoff.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{Message, QueueAttributeName};
+use common::{Emulator, Queues, create_queues, create_table, note, receive, receive_n, sdk, send, stored, unique};
+use notes_sync::batch::{Backoff, Batch, Engine, Record, Settings, SqsQueues};
+use notes_sync::notes::{DynamoNoteStore, NotesHandler};
+use tokio::time::Instant;
+
+/// The test queues' own visibility timeout: longer than a batch takes with the store down
+/// (the SDK retries a refused connection for about two seconds), shorter than any backoff.
+const QUEUE_VISIBILITY_S: u32 = 4;
+
+struct Rig {
+    moto: Emulator,
+    sqs: aws_sdk_sqs::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    queues: Queues,
+    table: String,
+    engine: Engine<SqsQueues>,
+    handler: NotesHandler<DynamoNoteStore>,
+}
+
+impl Rig {
+    /// GIVEN a fresh queue pair (visibility 4 s, so a raised visibility is observable), a
+    /// fresh table, and the engine with `backoff` wired to both.
+    async fn new(fifo: bool, backoff: Backoff) -> Self {
+        // The engine's JSON log lines, shown with a failing test's output.
+        let _ = tracing_subscriber::fmt().json().flatten_event(true).with_test_writer().try_init();
+        let localstack = format!("http://127.0.0.1:{}", Emulator::shared_localstack());
+        let moto = Emulator::moto();
+        let sqs = aws_sdk_sqs::Client::new(&sdk(&localstack).await);
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk(&moto.endpoint()).await);
+        let queues = create_queues(&sqs, &unique("notes"), 5, QUEUE_VISIBILITY_S, fifo).await;
+        let table = unique("notes-table");
+        create_table(&dynamodb, &table).await;
+        let settings = Settings { backoff, sqs_endpoint: Some(localstack), ..Settings::default() };
+        let engine = Engine::new(settings, SqsQueues::new(sqs.clone(), &queues.dlq_url));
+        let handler = NotesHandler::new(DynamoNoteStore::new(dynamodb.clone(), &table));
+        Self { moto, sqs, dynamodb, queues, table, engine, handler }
+    }
+
+    /// Receives `count` messages and runs them through the engine as one batch; deletes the
+    /// ones not reported failed. Returns the failed message ids and the messages.
+    async fn process(&self, count: usize) -> (BTreeSet<String>, Vec<Message>) {
+        let messages = receive_n(&self.sqs, &self.queues.url, count, Duration::from_secs(10)).await;
+        assert_eq!(messages.len(), count, "messages received");
+        let failed = self.process_messages(&messages).await;
+        (failed, messages)
+    }
+
+    async fn process_messages(&self, messages: &[Message]) -> BTreeSet<String> {
+        let batch = Batch { records: messages.iter().map(|m| Record::from_message(m, &self.queues.arn)).collect() };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let response = self.engine.process(&batch, deadline, &self.handler).await.expect("a response");
+        let failed: BTreeSet<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+        for message in messages.iter().filter(|m| !failed.contains(m.message_id().unwrap())) {
+            self.sqs
+                .delete_message()
+                .queue_url(&self.queues.url)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        failed
+    }
+
+    async fn stored(&self, id: &str) -> Option<(u64, bool, Option<String>)> {
+        stored(&self.dynamodb, &self.table, id).await
+    }
+
+    async fn dead_letters(&self, count: usize) -> Vec<Message> {
+        receive_n(&self.sqs, &self.queues.dlq_url, count, Duration::from_secs(5)).await
+    }
+
+    async fn queue_attribute(&self, name: QueueAttributeName) -> u64 {
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.queues.url)
+            .attribute_names(name.clone())
+            .send()
+            .await
+            .unwrap();
+        out.attributes().unwrap()[&name].parse().unwrap()
+    }
+}
+
+fn ids(messages: &[Message], pick: impl Fn(&Message) -> bool) -> BTreeSet<String> {
+    messages.iter().filter(|m| pick(m)).map(|m| m.message_id().unwrap().to_owned()).collect()
+}
+
+fn attribute<'m>(message: &'m Message, name: &str) -> &'m str {
+    message
+        .message_attributes()
+        .and_then(|a| a.get(name))
+        .and_then(|v| v.string_value())
+        .unwrap_or_else(|| panic!("attribute {name}"))
+}
+
+#[tokio::test]
+async fn valid_notes_are_stored_and_a_redelivered_batch_is_harmless() {
+    let rig = Rig::new(false, Backoff::new(5, 900)).await;
+    let bodies = [note("upsert", "n1", 1, "one"), note("upsert", "n2", 4, "two"), note("delete", "n3", 2, "")];
+    send(&rig.sqs, &rig.queues.url, &bodies.iter().map(|b| (b.as_str(), None)).collect::<Vec<_>>()).await;
+
+    let (failed, messages) = rig.process(3).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(rig.stored("n1").await, Some((1, false, Some("one".into()))));
+    assert_eq!(rig.stored("n2").await, Some((4, false, Some("two".into()))));
+    assert_eq!(rig.stored("n3").await, Some((2, true, None)), "a delete is a versioned tombstone");
+
+    // At-least-once delivery: the same batch again changes nothing and fails nothing.
+    assert!(rig.process_messages(&messages).await.is_empty());
+    assert_eq!(rig.stored("n2").await, Some((4, false, Some("two".into()))));
+
+    // An older upsert arriving late cannot revive the deleted note.
+    send(&rig.sqs, &rig.queues.url, &[(note("upsert", "n3", 1, "zombie").as_str(), None)]).await;
+    assert!(rig.process(1).await.0.is_empty());
+    assert_eq!(rig.stored("n3").await, Some((2, true, None)));
+}
+
+#[tokio::test]
+async fn malformed_messages_are_dead_lettered_on_their_first_receive_with_their_reason() {
+    let rig = Rig::new(false, Backoff::new(5, 900)).await;
+    let unsupported = note("upsert", "n9", 1, "t").replace(r#""schema":1"#, r#""schema":2"#);
+    let valid = note("upsert", "n1", 1, "t");
+    send(&rig.sqs, &rig.queues.url, &[("not json", None), (unsupported.as_str(), None), (valid.as_str(), None)]).await;
+
+    let (failed, messages) = rig.process(3).await;
+    assert!(failed.is_empty(), "dead-lettered records are reported as success: {failed:?}");
+    assert!(rig.stored("n1").await.is_some());
+
+    let letters = rig.dead_letters(2).await;
+    assert_eq!(letters.len(), 2);
+    for letter in &letters {
+        let source = messages.iter().find(|m| m.message_id() == Some(attribute(letter, "source_message_id"))).unwrap();
+        assert_eq!(letter.body(), source.body(), "the dead letter carries the original body");
+        assert_eq!(attribute(letter, "source_queue"), rig.queues.arn);
+        assert_eq!(attribute(letter, "receive_count"), "1");
+        let (kind, reason) = (attribute(letter, "error_kind"), attribute(letter, "error_reason"));
+        match source.body() {
+            Some("not json") => {
+                assert_eq!((kind, reason), ("invalid_json", "invalid_json: expected ident at line 1 column 2"))
+            }
+            _ => assert_eq!(kind, "unsupported_schema", "{reason}"),
+        }
+    }
+    assert_eq!(rig.queue_attribute(QueueAttributeName::ApproximateNumberOfMessages).await, 0);
+}
+
+#[tokio::test]
+async fn store_down_every_valid_record_fails_and_its_visibility_is_raised() {
+    let mut rig = Rig::new(false, Backoff::new(60, 900)).await;
+    rig.moto.stop();
+    let bodies =
+        [note("upsert", "a", 1, "t"), note("upsert", "b", 1, "t"), note("delete", "c", 1, ""), "{}".to_owned()];
+    send(&rig.sqs, &rig.queues.url, &bodies.iter().map(|b| (b.as_str(), None)).collect::<Vec<_>>()).await;
+
+    let (failed, messages) = rig.process(4).await;
+    assert_eq!(failed, ids(&messages, |m| m.body() != Some("{}")), "every valid record, and only those");
+    assert_eq!(rig.dead_letters(1).await.len(), 1, "the malformed one still goes to the DLQ");
+
+    // Backoff raised the visibility from the queue's 4 s to 30..60 s.
+    tokio::time::sleep(Duration::from_secs(QUEUE_VISIBILITY_S as u64 + 1)).await;
+    assert!(
+        receive(&rig.sqs, &rig.queues.url, 10, 0).await.is_empty(),
+        "a failed message came back before its backoff"
+    );
+    assert_eq!(rig.queue_attribute(QueueAttributeName::ApproximateNumberOfMessagesNotVisible).await, 3);
+}
+
+#[tokio::test]
+async fn dlq_unreachable_permanent_records_are_reported_failed_and_nothing_is_lost() {
+    let mut rig = Rig::new(false, Backoff::new(1, 1)).await;
+    let missing_dlq = format!("{}-gone", rig.queues.dlq_url);
+    rig.engine = Engine::new(rig.engine.settings().clone(), SqsQueues::new(rig.sqs.clone(), missing_dlq));
+    send(&rig.sqs, &rig.queues.url, &[("not json", None), (note("upsert", "ok", 1, "t").as_str(), None)]).await;
+
+    let (failed, messages) = rig.process(2).await;
+    assert_eq!(failed, ids(&messages, |m| m.body() == Some("not json")));
+    assert!(rig.stored("ok").await.is_some());
+
+    // The malformed message is still on the source queue: its next receive is the second.
+    let again = receive_n(&rig.sqs, &rig.queues.url, 1, Duration::from_secs(10)).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].body(), Some("not json"));
+    let record = Record::from_message(&again[0], &rig.queues.arn);
+    assert_eq!(record.receive_count(), 2);
+}
+
+#[tokio::test]
+async fn fifo_dead_letters_keep_their_group_and_the_group_goes_on() {
+    let rig = Rig::new(true, Backoff::new(5, 900)).await;
+    let (a2, b1) = (note("upsert", "a", 2, "t"), note("upsert", "b", 1, "t"));
+    send(&rig.sqs, &rig.queues.url, &[("not json", Some("A")), (a2.as_str(), Some("A")), (b1.as_str(), Some("B"))])
+        .await;
+
+    let (failed, _) = rig.process(3).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(rig.stored("a").await.map(|s| s.0), Some(2));
+    let letters = rig.dead_letters(1).await;
+    assert_eq!(letters.len(), 1);
+    let group =
+        letters[0].attributes().unwrap()[&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId].as_str();
+    assert_eq!(group, "A");
+}
+
+#[tokio::test]
+async fn fifo_store_down_fails_each_group_from_its_first_record() {
+    let mut rig = Rig::new(true, Backoff::new(60, 900)).await;
+    rig.moto.stop();
+    let notes = [note("upsert", "a", 1, "t"), note("upsert", "a", 2, "t"), note("upsert", "b", 1, "t")];
+    send(
+        &rig.sqs,
+        &rig.queues.url,
+        &[(notes[0].as_str(), Some("A")), (notes[1].as_str(), Some("A")), (notes[2].as_str(), Some("B"))],
+    )
+    .await;
+
+    let (failed, messages) = rig.process(3).await;
+    assert_eq!(failed, ids(&messages, |_| true));
+}
+
+#[test]
+fn the_consumer_refuses_to_start_without_its_configuration_and_names_what_is_missing() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_consumer"))
+        .env_clear()
+        .env("DLQ_URL", "http://127.0.0.1:1/000000000000/dlq")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("environment variable TABLE_NAME is required but not set"), "{stderr}");
+}
