@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Runs every sample event in events/ through the consumer under `cargo lambda watch` (the
+# Lambda runtime API emulated locally, no Docker) against the local emulators, and compares
+# each response with events/<name>.expected.json. Exits non-zero on any difference.
+#
+#   scripts/invoke.sh [event-name...]      (no argument: every event)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+state=$root/.local
+mkdir -p "$state"
+port=${INVOKE_PORT:-9057}
+sqs=http://127.0.0.1:4566
+log() { echo "invoke: $*" >&2; }
+
+scripts/venvs.sh tools localstack moto
+export PATH="$root/.venv/tools/bin:$PATH"
+# The emulators take any credentials; real ones must never reach them.
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+unset AWS_SESSION_TOKEN AWS_PROFILE
+
+watch_pid="" started_emulators=""
+cleanup() {
+  local rc=$?
+  [[ -n $watch_pid ]] && { kill -TERM -- "-$watch_pid" 2>/dev/null || true; wait "$watch_pid" 2>/dev/null || true; }
+  [[ -n $started_emulators ]] && scripts/emulators.sh down
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+running() { [[ -f "$state/$1.pid" ]] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null; }
+if ! running localstack || ! running moto; then
+  started_emulators=1
+  scripts/emulators.sh up
+fi
+scripts/emulators.sh provision >/dev/null
+dlq_url=$sqs/000000000000/notes-sync-dlq
+
+cargo build --quiet --bin consumer
+setsid cargo lambda watch --quiet --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$port" \
+  --env-var TABLE_NAME=notes-sync-notes --env-var DLQ_URL="$dlq_url" \
+  --env-var AWS_ENDPOINT_URL="$sqs" --env-var AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:5000 \
+  --env-var BACKOFF_BASE_SECONDS=1 >"$state/cargo-lambda-watch.log" 2>&1 </dev/null &
+watch_pid=$!
+for _ in $(seq 300); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+
+dlq_depth() {
+  "$root/.venv/moto/bin/python" - "$dlq_url" <<'PY'
+import sys, boto3
+sqs = boto3.client("sqs", endpoint_url="http://127.0.0.1:4566")
+print(sqs.get_queue_attributes(QueueUrl=sys.argv[1], AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
+PY
+}
+
+events=()
+if [[ $# -gt 0 ]]; then
+  for name in "$@"; do events+=("events/${name%.json}.json"); done
+else
+  for f in events/*.json; do [[ $f == *.expected.json ]] || events+=("$f"); done
+fi
+
+failed=0
+before=$(dlq_depth)
+printf '%-10s %-8s %s\n' event result response
+for event in "${events[@]}"; do
+  name=$(basename "$event" .json)
+  actual=$(cargo lambda invoke consumer --invoke-address 127.0.0.1 --invoke-port "$port" --data-file "$event" --output-format json 2>&1) || true
+  # Compact both sides; exit 1 when they differ as JSON.
+  if line=$(python3 - "$actual" "events/$name.expected.json" <<'PY'
+import json, sys
+compact = lambda v: json.dumps(v, separators=(",", ":"))
+expected = json.load(open(sys.argv[2]))
+try:
+    actual = json.loads(sys.argv[1])
+except ValueError:
+    print(sys.argv[1].replace("\n", " "), "(expected", compact(expected) + ")"); sys.exit(1)
+print(compact(actual) if actual == expected else f"{compact(actual)} (expected {compact(expected)})")
+sys.exit(actual != expected)
+PY
+  ); then
+    printf '%-10s %-8s %s\n' "$name" ok "$line"
+  else
+    printf '%-10s %-8s %s\n' "$name" FAIL "$line"
+    failed=1
+  fi
+done
+# Beyond the responses: the malformed records of events/mixed.json are in the DLQ.
+dead=$(( $(dlq_depth) - before ))
+expected_dead=0
+for event in "${events[@]}"; do [[ $event == events/mixed.json ]] && expected_dead=3; done
+if [[ $dead == "$expected_dead" ]]; then
+  log "dead-lettered: $dead (expected $expected_dead)"
+else
+  log "dead-lettered: $dead, expected $expected_dead; consumer log: $state/cargo-lambda-watch.log"
+  failed=1
+fi
+exit $failed
