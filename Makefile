@@ -1,0 +1,65 @@
+# notes-sync: every entry point a user needs. `make help` lists them.
+#
+# Tools come from pinned versions: Python venvs in .venv/ (scripts/venvs.sh) for the
+# emulators, SAM CLI, cfn-lint, checkov, cargo-lambda and zig; crates from Cargo.lock.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help demo build test unit-test integration-test invoke lint fmt sam-build sam-build-x86 \
+        sam-local-invoke emulators-up emulators-down clean
+
+help: ## List the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+demo: ## Run the sample events through the consumer against local emulators (no AWS, no Docker)
+	scripts/invoke.sh
+
+build: ## Build the consumer (debug)
+	$(CARGO) build --locked --bin consumer
+
+test: ## Every test: unit, integration (LocalStack + moto), template relations, sample events
+	scripts/venvs.sh localstack moto tools
+	$(CARGO) test --locked --all-targets
+	scripts/invoke.sh
+
+unit-test: ## Unit tests only (no emulators)
+	$(CARGO) test --locked --lib
+
+integration-test: ## Integration tests against LocalStack and moto
+	scripts/venvs.sh localstack moto
+	$(CARGO) test --locked --test consumer
+
+invoke: ## Each events/*.json through `cargo lambda watch`, responses compared with *.expected.json
+	scripts/invoke.sh
+
+lint: ## rustfmt, clippy, and the template linters (sam validate --lint, cfn-lint, checkov)
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+	scripts/lint.sh
+
+fmt: ## Format the code
+	$(CARGO) fmt
+
+sam-build: ## sam build for arm64 (the deployed architecture), offline with cargo-lambda + zig
+	scripts/sam-build.sh arm64
+
+sam-build-x86: ## sam build for x86_64 (what sam local invoke runs here)
+	scripts/sam-build.sh x86_64
+
+sam-local-invoke: ## sam local invoke with every event in events/ (Docker; stand-in base image offline)
+	scripts/sam-local-invoke.sh
+
+emulators-up: ## Start LocalStack (127.0.0.1:4566) and moto (127.0.0.1:5000), and provision them
+	scripts/emulators.sh up
+	scripts/emulators.sh provision
+
+emulators-down: ## Stop the emulators started by emulators-up
+	scripts/emulators.sh down
+
+clean: ## Remove build outputs and local state (keeps the venvs)
+	$(CARGO) clean
+	rm -rf .aws-sam .local
