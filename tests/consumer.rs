@@ -233,6 +233,7 @@ async fn fifo_store_down_fails_each_group_from_its_first_record() {
 #[test]
 fn the_consumer_refuses_to_start_without_its_configuration_and_names_what_is_missing() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_consumer"))
+        .args(["poll", "--queue-url", "http://127.0.0.1:1/000000000000/notes"])
         .env_clear()
         .env("DLQ_URL", "http://127.0.0.1:1/000000000000/dlq")
         .output()
@@ -240,4 +241,24 @@ fn the_consumer_refuses_to_start_without_its_configuration_and_names_what_is_mis
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("environment variable TABLE_NAME is required but not set"), "{stderr}");
+}
+
+#[test]
+fn a_bad_command_line_gets_a_usage_message_and_a_non_zero_exit() {
+    let cases: [(&[&str], &str); 4] = [
+        (&[], "Usage: consumer <COMMAND>"),
+        (&["poll"], "the following required arguments were not provided:\n  --queue-url <QUEUE_URL>"),
+        (&["poll", "--queue-url", "u", "--max-messages", "11"], "invalid value '11' for '--max-messages"),
+        (&["serve"], "unrecognized subcommand 'serve'"),
+    ];
+    for (args, expected) in cases {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_consumer"))
+            .args(args)
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
 }

@@ -7,6 +7,7 @@
 mod backoff;
 mod engine;
 mod outcome;
+mod poller;
 mod queue;
 mod record;
 mod report;
@@ -15,6 +16,7 @@ mod settings;
 pub use backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 pub use engine::{Engine, RecordHandler, deadline_from_epoch_ms};
 pub use outcome::{Ack, Failure, MissingMessageId, Outcome, RecordError, to_response};
+pub use poller::{PollError, PollOptions, PollTotals, poll};
 pub(crate) use queue::error_chain;
 pub use queue::{DeadLetter, QueueError, QueueOps, SqsQueues, VisibilityChange, queue_url_from_arn};
 pub use record::{Attributes, Batch, EventError, Record};

@@ -1,5 +1,8 @@
-//! The notes consumer: a Lambda function that applies SQS batches of note messages to
-//! DynamoDB and answers with a partial batch response.
+//! The notes consumer: applies SQS batches of note messages to DynamoDB.
+//!
+//! Inside Lambda (`AWS_LAMBDA_RUNTIME_API` set) it serves invocations and answers each batch
+//! with a partial batch response. Outside, `consumer poll --queue-url URL` long-polls the
+//! queue and runs the same engine, for local runs, tests and container services.
 //!
 //! Thin by design: read the configuration, build the AWS clients once per process, run.
 
@@ -8,16 +11,46 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
+use clap::{Parser, Subcommand};
 use lambda_runtime::{LambdaEvent, service_fn};
-use notes_sync::batch::{Batch, Engine, SqsQueues, deadline_from_epoch_ms};
+use notes_sync::batch::{Batch, Engine, PollOptions, SqsQueues, deadline_from_epoch_ms, poll};
 use notes_sync::config::Config;
 use notes_sync::notes::{DynamoNoteStore, NotesHandler};
 use serde_json::value::RawValue;
 
+/// Applies note changes from SQS to DynamoDB. Configured by environment variables
+/// (TABLE_NAME and DLQ_URL required; see README.md).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Serve Lambda invocations (the mode inside Lambda, whatever the arguments).
+    Lambda,
+    /// Long-poll a queue outside Lambda; delete what succeeded; stop cleanly on SIGTERM or Ctrl-C.
+    Poll {
+        /// The source queue URL.
+        #[arg(long)]
+        queue_url: String,
+        /// Messages per receive.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(1..=10))]
+        max_messages: i32,
+        /// Long-poll wait in seconds.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i32).range(0..=20))]
+        wait_seconds: i32,
+    },
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Lambda starts the bootstrap without arguments.
+    let mode = if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() { Mode::Lambda } else { Cli::parse().mode };
     init_tracing();
-    match run().await {
+    match run(mode).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "consumer stopped");
@@ -27,9 +60,9 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(mode: Mode) -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    // One SDK configuration for both clients. Each attempt is bounded so that a hung
+    // One SDK configuration for every client. Each attempt is bounded so that a hung
     // connection cannot eat the invocation; the engine's deadline bounds the rest.
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
@@ -40,20 +73,40 @@ async fn run() -> anyhow::Result<()> {
         )
         .load()
         .await;
-    let engine = Engine::new(config.settings, SqsQueues::new(aws_sdk_sqs::Client::new(&sdk), config.dlq_url));
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let engine = Engine::new(config.settings, SqsQueues::new(sqs.clone(), config.dlq_url));
     let handler = NotesHandler::new(DynamoNoteStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name));
 
-    // The payload arrives as raw JSON so that records can borrow from it.
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Box<RawValue>>| {
-        let (engine, handler) = (&engine, &handler);
-        async move {
-            let batch = Batch::parse(event.payload.get())?;
-            let deadline = deadline_from_epoch_ms(event.context.deadline);
-            Ok::<_, lambda_runtime::Error>(engine.process(&batch, deadline, handler).await?)
+    match mode {
+        Mode::Lambda => {
+            // The payload arrives as raw JSON so that records can borrow from it.
+            lambda_runtime::run(service_fn(|event: LambdaEvent<Box<RawValue>>| {
+                let (engine, handler) = (&engine, &handler);
+                async move {
+                    let batch = Batch::parse(event.payload.get())?;
+                    let deadline = deadline_from_epoch_ms(event.context.deadline);
+                    Ok::<_, lambda_runtime::Error>(engine.process(&batch, deadline, handler).await?)
+                }
+            }))
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
         }
-    }))
-    .await
-    .map_err(|e| anyhow::anyhow!(e))
+        Mode::Poll { queue_url, max_messages, wait_seconds } => {
+            let options = PollOptions { queue_url, max_messages, wait_seconds };
+            poll(&engine, &handler, &sqs, &options, shutdown_signal()).await?;
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!(event = "shutdown", "signal received: finishing the batch in hand");
 }
 
 /// JSON log lines on stdout, one per event, fields at the top level.
