@@ -22,39 +22,28 @@ impl Template {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml");
         let text = std::fs::read_to_string(&path).expect("read template.yaml");
         let raw: Value = serde_yaml::from_str(&text).expect("template.yaml is YAML");
-        Self {
-            root: long_form(raw),
-        }
+        Self { root: long_form(raw) }
     }
 
     fn section(&self, name: &str) -> &Mapping {
-        self.root
-            .get(name)
-            .and_then(Value::as_mapping)
-            .unwrap_or_else(|| panic!("template has no {name} section"))
+        self.root.get(name).and_then(Value::as_mapping).unwrap_or_else(|| panic!("template has no {name} section"))
     }
 
     fn resource(&self, logical_id: &str) -> &Value {
-        self.section("Resources")
-            .get(logical_id)
-            .unwrap_or_else(|| panic!("no resource {logical_id}"))
+        self.section("Resources").get(logical_id).unwrap_or_else(|| panic!("no resource {logical_id}"))
     }
 
-    fn resources_of_type<'a>(
-        &'a self,
-        ty: &'a str,
-    ) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
-        self.section("Resources").iter().filter_map(move |(k, v)| {
-            (v.get("Type").and_then(Value::as_str) == Some(ty)).then(|| (k.as_str().unwrap(), v))
-        })
+    fn resources_of_type<'a>(&'a self, ty: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
+        self.section("Resources")
+            .iter()
+            .filter(move |(_, v)| v.get("Type").and_then(Value::as_str) == Some(ty))
+            .map(|(k, v)| (k.as_str().unwrap(), v))
     }
 
     /// The source queue: the one queue with a RedrivePolicy.
     fn source_queue(&self) -> (&str, &Value) {
-        let with_redrive: Vec<_> = self
-            .resources_of_type("AWS::SQS::Queue")
-            .filter(|(_, q)| prop(q, "RedrivePolicy").is_some())
-            .collect();
+        let with_redrive: Vec<_> =
+            self.resources_of_type("AWS::SQS::Queue").filter(|(_, q)| prop(q, "RedrivePolicy").is_some()).collect();
         assert_eq!(with_redrive.len(), 1, "exactly one queue redrives to a DLQ");
         with_redrive[0]
     }
@@ -67,10 +56,7 @@ impl Template {
             .expect("RedrivePolicy.deadLetterTargetArn");
         let id = get_att_of(target, "Arn").expect("deadLetterTargetArn is !GetAtt <Queue>.Arn");
         let dlq = self.resource(id);
-        assert_eq!(
-            dlq.get("Type").and_then(Value::as_str),
-            Some("AWS::SQS::Queue")
-        );
+        assert_eq!(dlq.get("Type").and_then(Value::as_str), Some("AWS::SQS::Queue"));
         (id, dlq)
     }
 
@@ -94,9 +80,7 @@ impl Template {
     }
 
     fn parameter(&self, name: &str) -> &Value {
-        self.section("Parameters")
-            .get(name)
-            .unwrap_or_else(|| panic!("no parameter {name}"))
+        self.section("Parameters").get(name).unwrap_or_else(|| panic!("no parameter {name}"))
     }
 
     /// Every value a parameter may take, as far as the template bounds it.
@@ -105,10 +89,7 @@ impl Template {
         if let Some(allowed) = p.get("AllowedValues").and_then(Value::as_sequence) {
             return allowed.clone();
         }
-        ["Default", "MinValue", "MaxValue"]
-            .iter()
-            .filter_map(|k| p.get(*k).cloned())
-            .collect()
+        ["Default", "MinValue", "MaxValue"].iter().filter_map(|k| p.get(*k).cloned()).collect()
     }
 
     /// All the values `node` may evaluate to. `bound` fixes some parameters to one value;
@@ -134,10 +115,7 @@ impl Template {
             }
             "Fn::If" => {
                 let args = arg.as_sequence().expect("Fn::If takes a list");
-                [&args[1], &args[2]]
-                    .into_iter()
-                    .flat_map(|b| self.eval(b, bound))
-                    .collect()
+                [&args[1], &args[2]].into_iter().flat_map(|b| self.eval(b, bound)).collect()
             }
             "Fn::FindInMap" => {
                 let args = arg.as_sequence().expect("Fn::FindInMap takes a list");
@@ -150,9 +128,7 @@ impl Template {
                                 .get(text(&map_name))
                                 .and_then(|m| m.get(text(&k1)))
                                 .and_then(|m| m.get(text(&k2)))
-                                .unwrap_or_else(|| {
-                                    panic!("FindInMap {map_name:?}/{k1:?}/{k2:?} has no entry")
-                                });
+                                .unwrap_or_else(|| panic!("FindInMap {map_name:?}/{k1:?}/{k2:?} has no entry"));
                             out.push(found.clone());
                         }
                     }
@@ -165,10 +141,7 @@ impl Template {
 
     /// Numeric values of `node`; NoValue counts as `absent_as`.
     fn numbers(&self, node: &Value, bound: &BTreeMap<&str, Value>, absent_as: i64) -> Vec<i64> {
-        self.eval(node, bound)
-            .iter()
-            .map(|v| if v.is_null() { absent_as } else { number(v) })
-            .collect()
+        self.eval(node, bound).iter().map(|v| if v.is_null() { absent_as } else { number(v) }).collect()
     }
 }
 
@@ -180,9 +153,7 @@ fn prop<'a>(resource: &'a Value, name: &str) -> Option<&'a Value> {
 /// `Some(id)` when `node` is `{Fn::GetAtt: [id, attr]}`.
 fn get_att_of<'a>(node: &'a Value, attr: &str) -> Option<&'a str> {
     let args = node.get("Fn::GetAtt")?.as_sequence()?;
-    (args.get(1)?.as_str()? == attr)
-        .then(|| args[0].as_str())
-        .flatten()
+    (args.get(1)?.as_str()? == attr).then(|| args[0].as_str()).flatten()
 }
 
 fn reference(name: &str) -> Value {
@@ -200,9 +171,7 @@ fn text(v: &Value) -> String {
 }
 
 fn number(v: &Value) -> i64 {
-    text(v)
-        .parse()
-        .unwrap_or_else(|_| panic!("expected a number, found {v:?}"))
+    text(v).parse().unwrap_or_else(|_| panic!("expected a number, found {v:?}"))
 }
 
 fn long_form(v: Value) -> Value {
@@ -216,8 +185,7 @@ fn long_form(v: Value) -> Value {
                 "GetAtt" => {
                     let arg = match inner {
                         Value::String(s) => {
-                            let (res, attr) =
-                                s.split_once('.').expect("!GetAtt Resource.Attribute");
+                            let (res, attr) = s.split_once('.').expect("!GetAtt Resource.Attribute");
                             Value::Sequence(vec![res.into(), attr.into()])
                         }
                         other => other,
@@ -230,9 +198,7 @@ fn long_form(v: Value) -> Value {
             m.insert(key.into(), arg);
             Value::Mapping(m)
         }
-        Value::Mapping(m) => {
-            Value::Mapping(m.into_iter().map(|(k, v)| (k, long_form(v))).collect())
-        }
+        Value::Mapping(m) => Value::Mapping(m.into_iter().map(|(k, v)| (k, long_form(v))).collect()),
         Value::Sequence(s) => Value::Sequence(s.into_iter().map(long_form).collect()),
         other => other,
     }
@@ -251,8 +217,7 @@ fn source_visibility_timeout_is_at_least_six_function_timeouts_plus_batching_win
     let t = Template::load();
     let (_, source) = t.source_queue();
     let (_, function, event) = t.consumer();
-    let visibility =
-        prop(source, "VisibilityTimeout").expect("source queue sets VisibilityTimeout");
+    let visibility = prop(source, "VisibilityTimeout").expect("source queue sets VisibilityTimeout");
     let timeout = prop(function, "Timeout").expect("consumer sets Timeout");
     // The batching window may be absent (FIFO branch): absent = 0.
     let window_max = event
@@ -275,10 +240,7 @@ fn source_visibility_timeout_is_at_least_six_function_timeouts_plus_batching_win
                 vis >= 6 * seconds + window_max,
                 "visibility timeout {vis} s < 6 x function timeout {seconds} s + batching window {window_max} s"
             );
-            assert!(
-                vis <= 43_200,
-                "visibility timeout {vis} s exceeds the SQS maximum of 12 h"
-            );
+            assert!(vis <= 43_200, "visibility timeout {vis} s exceeds the SQS maximum of 12 h");
         }
     }
 }
@@ -295,10 +257,7 @@ fn dlq_retention_is_fourteen_days_and_longer_than_the_source_retention() {
         None => vec![345_600],
     };
     let dlq_retention = retention(dlq);
-    assert!(
-        dlq_retention.iter().all(|&r| r == FOURTEEN_DAYS),
-        "DLQ retention {dlq_retention:?} != 14 days"
-    );
+    assert!(dlq_retention.iter().all(|&r| r == FOURTEEN_DAYS), "DLQ retention {dlq_retention:?} != 14 days");
     for source_retention in retention(source) {
         assert!(
             source_retention < FOURTEEN_DAYS,
@@ -313,32 +272,17 @@ fn max_receive_count_parameter_feeds_both_the_redrive_policy_and_the_function_en
     let t = Template::load();
     let (_, source) = t.source_queue();
     let (_, function, _) = t.consumer();
-    let redrive = prop(source, "RedrivePolicy")
-        .unwrap()
-        .get("maxReceiveCount")
-        .expect("maxReceiveCount");
-    let param =
-        referenced_parameter(&t, redrive).expect("maxReceiveCount is a !Ref to a parameter");
-    let env = prop(function, "Environment")
-        .and_then(|e| e.get("Variables"))
-        .expect("consumer has Environment.Variables");
-    assert_eq!(
-        env.get("MAX_RECEIVE_COUNT"),
-        Some(&reference(param)),
-        "MAX_RECEIVE_COUNT must be !Ref {param}"
-    );
+    let redrive = prop(source, "RedrivePolicy").unwrap().get("maxReceiveCount").expect("maxReceiveCount");
+    let param = referenced_parameter(&t, redrive).expect("maxReceiveCount is a !Ref to a parameter");
+    let env =
+        prop(function, "Environment").and_then(|e| e.get("Variables")).expect("consumer has Environment.Variables");
+    assert_eq!(env.get("MAX_RECEIVE_COUNT"), Some(&reference(param)), "MAX_RECEIVE_COUNT must be !Ref {param}");
 
     let p = t.parameter(param);
-    assert!(
-        number(p.get("Default").expect("Default")) >= 5,
-        "{param} default must be >= 5"
-    );
+    assert!(number(p.get("Default").expect("Default")) >= 5, "{param} default must be >= 5");
     let min = number(p.get("MinValue").expect("parameter has a MinValue"));
     let max = number(p.get("MaxValue").expect("parameter has a MaxValue"));
-    assert!(
-        (1..=max).contains(&min) && max <= 1000,
-        "{param} range {min}..={max} outside SQS's 1..=1000"
-    );
+    assert!((1..=max).contains(&min) && max <= 1000, "{param} range {min}..={max} outside SQS's 1..=1000");
 }
 
 #[test]
@@ -346,23 +290,11 @@ fn function_env_names_the_table_and_the_dlq() {
     let t = Template::load();
     let (dlq_id, _) = t.dead_letter_queue();
     let (_, function, _) = t.consumer();
-    let env = prop(function, "Environment")
-        .and_then(|e| e.get("Variables"))
-        .unwrap();
-    assert_eq!(
-        env.get("DLQ_URL"),
-        Some(&reference(dlq_id)),
-        "DLQ_URL must be !Ref {dlq_id} (its URL)"
-    );
-    let table = env
-        .get("TABLE_NAME")
-        .and_then(|v| v.get("Ref"))
-        .and_then(Value::as_str);
+    let env = prop(function, "Environment").and_then(|e| e.get("Variables")).unwrap();
+    assert_eq!(env.get("DLQ_URL"), Some(&reference(dlq_id)), "DLQ_URL must be !Ref {dlq_id} (its URL)");
+    let table = env.get("TABLE_NAME").and_then(|v| v.get("Ref")).and_then(Value::as_str);
     let table = table.expect("TABLE_NAME is a !Ref");
-    assert_eq!(
-        t.resource(table).get("Type").and_then(Value::as_str),
-        Some("AWS::DynamoDB::Table")
-    );
+    assert_eq!(t.resource(table).get("Type").and_then(Value::as_str), Some("AWS::DynamoDB::Table"));
 }
 
 #[test]
@@ -372,35 +304,15 @@ fn retries_reach_the_dlq_before_the_source_retention_expires() {
     let none = BTreeMap::new();
     let (_, source) = t.source_queue();
     let (_, function, _) = t.consumer();
-    let env = prop(function, "Environment")
-        .and_then(|e| e.get("Variables"))
-        .unwrap();
-    let max_receives = t.numbers(
-        prop(source, "RedrivePolicy")
-            .unwrap()
-            .get("maxReceiveCount")
-            .unwrap(),
-        &none,
-        0,
-    );
-    let backoff_max = t.numbers(
-        env.get("BACKOFF_MAX_SECONDS").expect("BACKOFF_MAX_SECONDS"),
-        &none,
-        900,
-    );
+    let env = prop(function, "Environment").and_then(|e| e.get("Variables")).unwrap();
+    let max_receives = t.numbers(prop(source, "RedrivePolicy").unwrap().get("maxReceiveCount").unwrap(), &none, 0);
+    let backoff_max = t.numbers(env.get("BACKOFF_MAX_SECONDS").expect("BACKOFF_MAX_SECONDS"), &none, 900);
     let visibility = t.numbers(prop(source, "VisibilityTimeout").unwrap(), &none, 30);
-    let retention = t.numbers(
-        prop(source, "MessageRetentionPeriod").unwrap(),
-        &none,
-        345_600,
-    );
+    let retention = t.numbers(prop(source, "MessageRetentionPeriod").unwrap(), &none, 345_600);
     let longest_wait = backoff_max.iter().chain(&visibility).max().unwrap();
     let worst = (max_receives.iter().max().unwrap() - 1) * longest_wait;
     let shortest_retention = *retention.iter().min().unwrap();
-    assert!(
-        worst < shortest_retention,
-        "worst-case retry path {worst} s >= source retention {shortest_retention} s"
-    );
+    assert!(worst < shortest_retention, "worst-case retry path {worst} s >= source retention {shortest_retention} s");
 }
 
 #[test]
@@ -410,30 +322,17 @@ fn dlq_redrive_allow_policy_names_only_the_source_queue() {
     let (_, source) = t.source_queue();
     let (_, dlq) = t.dead_letter_queue();
     let policy = prop(dlq, "RedriveAllowPolicy").expect("DLQ has a RedriveAllowPolicy");
-    assert_eq!(
-        policy.get("redrivePermission").and_then(Value::as_str),
-        Some("byQueue")
-    );
-    let arns = policy
-        .get("sourceQueueArns")
-        .and_then(Value::as_sequence)
-        .expect("sourceQueueArns");
+    assert_eq!(policy.get("redrivePermission").and_then(Value::as_str), Some("byQueue"));
+    let arns = policy.get("sourceQueueArns").and_then(Value::as_sequence).expect("sourceQueueArns");
     assert_eq!(arns.len(), 1, "only the source queue");
     // The source queue is named (a !GetAtt would be circular), so compare the ARN's last
     // segment with the queue name, branch by branch.
     let names: Vec<String> = t
-        .eval(
-            prop(source, "QueueName").expect("source queue is named"),
-            &none,
-        )
+        .eval(prop(source, "QueueName").expect("source queue is named"), &none)
         .iter()
         .map(|n| text(n.get("Fn::Sub").unwrap_or(n)))
         .collect();
-    let arns: Vec<String> = t
-        .eval(&arns[0], &none)
-        .iter()
-        .map(|a| text(a.get("Fn::Sub").unwrap_or(a)))
-        .collect();
+    let arns: Vec<String> = t.eval(&arns[0], &none).iter().map(|a| text(a.get("Fn::Sub").unwrap_or(a))).collect();
     assert_eq!(arns.len(), names.len(), "one ARN per queue-name branch");
     for (arn, name) in arns.iter().zip(&names) {
         assert!(
@@ -450,61 +349,40 @@ fn dlq_depth_alarm_measures_visible_messages_on_the_dlq_and_notifies_the_alarm_t
     let alarms: Vec<_> = t
         .resources_of_type("AWS::CloudWatch::Alarm")
         .filter(|(_, a)| {
-            prop(a, "Dimensions")
-                .and_then(Value::as_sequence)
-                .is_some_and(|dims| {
-                    dims.iter().any(|d| {
-                        d.get("Name").and_then(Value::as_str) == Some("QueueName")
-                            && d.get("Value").and_then(|v| get_att_of(v, "QueueName"))
-                                == Some(dlq_id)
-                    })
+            prop(a, "Dimensions").and_then(Value::as_sequence).is_some_and(|dims| {
+                dims.iter().any(|d| {
+                    d.get("Name").and_then(Value::as_str) == Some("QueueName")
+                        && d.get("Value").and_then(|v| get_att_of(v, "QueueName")) == Some(dlq_id)
                 })
+            })
         })
         .collect();
     assert_eq!(alarms.len(), 1, "exactly one alarm watches the DLQ");
     let (id, alarm) = alarms[0];
-    assert_eq!(
-        prop(alarm, "Namespace").and_then(Value::as_str),
-        Some("AWS/SQS"),
-        "{id}"
-    );
+    assert_eq!(prop(alarm, "Namespace").and_then(Value::as_str), Some("AWS/SQS"), "{id}");
     assert_eq!(
         prop(alarm, "MetricName").and_then(Value::as_str),
         Some("ApproximateNumberOfMessagesVisible"),
         "{id} must measure the DLQ's visible messages"
     );
     assert!(
-        prop(alarm, "ComparisonOperator")
-            .and_then(Value::as_str)
-            .is_some_and(|op| op.starts_with("GreaterThan")),
+        prop(alarm, "ComparisonOperator").and_then(Value::as_str).is_some_and(|op| op.starts_with("GreaterThan")),
         "{id} fires when the depth exceeds the threshold"
     );
     for key in ["Threshold", "EvaluationPeriods"] {
-        assert!(
-            referenced_parameter(&t, prop(alarm, key).unwrap()).is_some(),
-            "{id}.{key} is a parameter"
-        );
+        assert!(referenced_parameter(&t, prop(alarm, key).unwrap()).is_some(), "{id}.{key} is a parameter");
     }
-    let actions = prop(alarm, "AlarmActions")
-        .and_then(Value::as_sequence)
-        .expect("AlarmActions");
+    let actions = prop(alarm, "AlarmActions").and_then(Value::as_sequence).expect("AlarmActions");
     assert!(!actions.is_empty(), "{id} has AlarmActions");
     for action in actions {
-        let target = action
-            .get("Ref")
-            .and_then(Value::as_str)
-            .expect("alarm action is a !Ref");
+        let target = action.get("Ref").and_then(Value::as_str).expect("alarm action is a !Ref");
         assert_eq!(
             t.resource(target).get("Type").and_then(Value::as_str),
             Some("AWS::SNS::Topic"),
             "{id} must notify the SNS alarm topic"
         );
     }
-    let says = |k: &str| {
-        prop(alarm, k)
-            .map(|v| format!("{v:?}").to_lowercase())
-            .unwrap_or_default()
-    };
+    let says = |k: &str| prop(alarm, k).map(|v| format!("{v:?}").to_lowercase()).unwrap_or_default();
     assert!(
         says("AlarmName").contains("critical") && says("AlarmDescription").contains("critical"),
         "severity critical"
@@ -515,20 +393,10 @@ fn dlq_depth_alarm_measures_visible_messages_on_the_dlq_and_notifies_the_alarm_t
 fn sqs_event_source_reports_batch_item_failures() {
     let t = Template::load();
     let (_, _, event) = t.consumer();
-    let types = event
-        .get("FunctionResponseTypes")
-        .and_then(Value::as_sequence)
-        .expect("FunctionResponseTypes");
+    let types = event.get("FunctionResponseTypes").and_then(Value::as_sequence).expect("FunctionResponseTypes");
     assert!(
-        types
-            .iter()
-            .any(|v| v.as_str() == Some("ReportBatchItemFailures")),
+        types.iter().any(|v| v.as_str() == Some("ReportBatchItemFailures")),
         "without ReportBatchItemFailures one failed record retries the whole batch"
     );
-    assert!(
-        event
-            .get("ScalingConfig")
-            .and_then(|s| s.get("MaximumConcurrency"))
-            .is_some()
-    );
+    assert!(event.get("ScalingConfig").and_then(|s| s.get("MaximumConcurrency")).is_some());
 }
