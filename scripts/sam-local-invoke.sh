@@ -122,8 +122,9 @@ else
 fi
 
 # 4. emulators -----------------------------------------------------------------------------
-running() { [[ -f "$state/$1.pid" ]] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null; }
-if ! running localstack || ! running moto; then
+# Already serving (started by `make emulators-up`, the tests or another run): use them as they are.
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if ! listening 4566 || ! listening 5000; then
   started_emulators=1
   scripts/emulators.sh up
 fi
