@@ -19,7 +19,7 @@ pub fn option_cow<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<C
 /// A parse error that names the JSON path where reading stopped.
 #[derive(Debug)]
 pub struct PathError {
-    /// `path: error`, or just the error at the top level.
+    /// `path: error` for data of the wrong shape, else the error with its position.
     pub message: String,
     /// Syntax, end of input, or data of the wrong shape.
     pub category: serde_json::error::Category,
@@ -31,8 +31,13 @@ pub fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, PathError> {
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let message = if path == "." { inner.to_string() } else { format!("{path}: {inner}") };
-        PathError { message, category: inner.classify() }
+        let category = inner.classify();
+        // A path says where the data was wrong; for a syntax error the position says it.
+        let message = match category {
+            serde_json::error::Category::Data if path != "." => format!("{path}: {inner}"),
+            _ => inner.to_string(),
+        };
+        PathError { message, category }
     })?;
     de.end().map_err(|e| PathError { message: e.to_string(), category: e.classify() })?;
     Ok(value)
