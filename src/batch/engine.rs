@@ -90,7 +90,9 @@ impl<Q: QueueOps> Engine<Q> {
             .into_iter()
             .zip(records)
             .map(|(slot, record)| {
-                slot.unwrap_or_else(|| self.finish(record, record.receive_count(), Outcome::Failed(Failure::TimedOut)))
+                slot.unwrap_or_else(|| {
+                    self.finish(record, record.receive_count(), Outcome::Failed(Failure::TimedOut), None)
+                })
             })
             .collect();
         // Half the margin for the visibility calls, half for the response to reach Lambda.
@@ -113,26 +115,34 @@ impl<Q: QueueOps> Engine<Q> {
             }
             Err(panic) => Outcome::Failed(Failure::Panicked(panic_message(panic.as_ref()))),
         };
-        self.finish(record, receive_count, outcome)
+        self.finish(record, receive_count, outcome, None)
     }
 
     /// FIFO: one group's records in order; after the first failure the rest are skipped.
+    ///
+    /// A skipped record is hidden exactly as long as the failed record ahead of it, set in the
+    /// same call, so the whole group becomes visible again at once and returns in order. SQS
+    /// holds a group back while any of its messages is in flight, so there any delay would do;
+    /// LocalStack was seen handing out the visible rest of a group while its head was hidden
+    /// (and the head while the rest was hidden), which breaks the order unless they match.
     fn run_group<'s, H: RecordHandler>(
         &'s self,
         records: &'s [Record<'s>],
         group: Vec<usize>,
         handler: &'s H,
     ) -> impl Stream<Item = (usize, Done)> + 's {
-        stream::unfold((group.into_iter(), false), move |(mut rest, failed)| async move {
+        stream::unfold((group.into_iter(), None), move |(mut rest, head_delay): (_, Option<u32>)| async move {
             let i = rest.next()?;
             let record = &records[i];
-            let done = if failed {
-                self.finish(record, record.receive_count(), Outcome::Failed(Failure::SkippedAfterGroupFailure))
-            } else {
-                self.run_record(record, handler).await
+            let done = match head_delay {
+                Some(delay) => {
+                    let skipped = Outcome::Failed(Failure::SkippedAfterGroupFailure);
+                    self.finish(record, record.receive_count(), skipped, Some(delay))
+                }
+                None => self.run_record(record, handler).await,
             };
-            let failed = failed || done.0.is_failure();
-            Some(((i, done), (rest, failed)))
+            let head_delay = head_delay.or(done.0.is_failure().then_some(done.1));
+            Some(((i, done), (rest, head_delay)))
         })
     }
 
@@ -158,9 +168,11 @@ impl<Q: QueueOps> Engine<Q> {
         }
     }
 
-    /// Picks the next delay and logs the outcome: every outcome passes through here once.
-    fn finish(&self, record: &Record<'_>, receive_count: u32, outcome: Outcome) -> Done {
-        let delay = if outcome.backs_off() { self.settings.backoff.delay(receive_count) } else { 0 };
+    /// Picks the next delay (unless given) and logs the outcome: every outcome passes through
+    /// here once.
+    fn finish(&self, record: &Record<'_>, receive_count: u32, outcome: Outcome, delay: Option<u32>) -> Done {
+        let delay =
+            delay.unwrap_or_else(|| if outcome.is_failure() { self.settings.backoff.delay(receive_count) } else { 0 });
         let final_attempt = outcome.is_failure() && receive_count >= self.settings.max_receive_count;
         report::outcome(record, receive_count, &outcome, delay, final_attempt);
         (outcome, delay)

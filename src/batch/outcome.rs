@@ -101,13 +101,6 @@ impl Outcome {
             Self::Failed(Failure::SkippedAfterGroupFailure) => "skipped",
         }
     }
-
-    /// Whether the message should be held back by exponential backoff before its next
-    /// delivery. Skipped FIFO records were never attempted: they are released at once and
-    /// wait behind their group's failed head anyway.
-    pub fn backs_off(&self) -> bool {
-        matches!(self, Self::Failed(f) if !matches!(f, Failure::SkippedAfterGroupFailure))
-    }
 }
 
 /// A failed record has no message id, so a partial response cannot name it. An empty
