@@ -64,12 +64,12 @@ down() {
 
 provision() {
   AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 \
-    "$venvs/moto/bin/python" "$root/scripts/provision.py"
+    "$venvs/moto/bin/python" "$root/scripts/provision.py" "${@:2}"
 }
 
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  provision) provision ;;
+  provision) provision "$@" ;;
   *) echo "usage: scripts/emulators.sh up|provision|down" >&2; exit 2 ;;
 esac
