@@ -20,7 +20,7 @@ pub struct Emulator {
     _state: tempfile::TempDir,
 }
 
-fn venv(name: &str) -> PathBuf {
+pub fn venv(name: &str) -> PathBuf {
     let root = std::env::var_os("VENV_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
@@ -126,6 +126,11 @@ impl Emulator {
             }
         }
         Self { child: Some(child), port, _state: tempfile::tempdir().unwrap() }
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_sqs::config::Credentials;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 
+#[allow(unused_imports)] // not every test binary names it
 pub use emulators::Emulator;
 
 /// An SDK configuration for one emulator endpoint, with test credentials and short
@@ -157,3 +158,6 @@ pub fn note(op: &str, id: &str, version: u64, title: &str) -> String {
     })
     .to_string()
 }
+
+pub mod proxy;
+pub mod system;
