@@ -15,8 +15,10 @@ export SAM_CLI_TELEMETRY := 0
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-demo: ## Run the sample events through the consumer against local emulators (no AWS, no Docker)
-	scripts/invoke.sh
+demo: ## The whole system locally: workload, retries, DLQ, alarm, SNS, redrive (no AWS, no Docker)
+	scripts/venvs.sh localstack moto
+	$(CARGO) build --locked --bin consumer
+	.venv/moto/bin/python scripts/demo.py
 
 build: ## Build the consumer (debug)
 	$(CARGO) build --locked --bin consumer
