@@ -62,20 +62,21 @@ impl<Q: QueueOps> Engine<Q> {
         let records = &batch.records[..];
         let margin = self.settings.deadline_margin;
         let cutoff = deadline.checked_sub(margin).unwrap_or(started);
+        let fifo = batch.is_fifo();
         tracing::info!(
             event = "batch",
             records = records.len(),
-            fifo = batch.is_fifo(),
+            fifo,
             budget_ms = cutoff.saturating_duration_since(started).as_millis() as u64,
             "processing batch"
         );
 
+        let groups = if fifo { fifo_groups(records, self.settings.fifo_mode) } else { Vec::new() };
         let mut slots: Vec<Option<Done>> = records.iter().map(|_| None).collect();
         let run = async {
-            if batch.is_fifo() {
-                let groups = fifo_groups(records, self.settings.fifo_mode);
+            if fifo {
                 // One box per message group (a FIFO batch holds at most ten records).
-                let streams = stream::iter(groups).map(|group| Box::pin(self.run_group(records, group, handler)));
+                let streams = stream::iter(&groups).map(|group| Box::pin(self.run_group(records, group, handler)));
                 drain(streams.flatten_unordered(self.settings.max_concurrency), &mut slots).await
             } else {
                 let runs = stream::iter(0..records.len())
@@ -85,16 +86,8 @@ impl<Q: QueueOps> Engine<Q> {
         };
         // At the cutoff the unfinished record futures are dropped, which cancels them.
         let _ = tokio::time::timeout_at(cutoff, run).await;
+        let done = self.time_out_unfinished(records, &groups, slots);
 
-        let done: Vec<Done> = slots
-            .into_iter()
-            .zip(records)
-            .map(|(slot, record)| {
-                slot.unwrap_or_else(|| {
-                    self.finish(record, record.receive_count(), Outcome::Failed(Failure::TimedOut), None)
-                })
-            })
-            .collect();
         // Half the margin for the visibility calls, half for the response to reach Lambda.
         self.back_off(records, &done, deadline.checked_sub(margin / 2).unwrap_or(cutoff)).await;
 
@@ -128,11 +121,11 @@ impl<Q: QueueOps> Engine<Q> {
     fn run_group<'s, H: RecordHandler>(
         &'s self,
         records: &'s [Record<'s>],
-        group: Vec<usize>,
+        group: &'s [usize],
         handler: &'s H,
     ) -> impl Stream<Item = (usize, Done)> + 's {
-        stream::unfold((group.into_iter(), None), move |(mut rest, head_delay): (_, Option<u32>)| async move {
-            let i = rest.next()?;
+        stream::unfold((group.iter(), None), move |(mut rest, head_delay): (_, Option<u32>)| async move {
+            let i = *rest.next()?;
             let record = &records[i];
             let done = match head_delay {
                 Some(delay) => {
@@ -144,6 +137,30 @@ impl<Q: QueueOps> Engine<Q> {
             let head_delay = head_delay.or(done.0.is_failure().then_some(done.1));
             Some(((i, done), (rest, head_delay)))
         })
+    }
+
+    /// Reports the records the cutoff left unfinished as timed out. In a FIFO group they take
+    /// the delay of the group's first failure, for the same reason as skipped records do.
+    fn time_out_unfinished(
+        &self,
+        records: &[Record<'_>],
+        fifo_groups: &[Vec<usize>],
+        mut slots: Vec<Option<Done>>,
+    ) -> Vec<Done> {
+        let timed_out = |i: usize, delay: Option<u32>| {
+            let record = &records[i];
+            self.finish(record, record.receive_count(), Outcome::Failed(Failure::TimedOut), delay)
+        };
+        for group in fifo_groups {
+            let mut head_delay = None;
+            for &i in group {
+                let done = slots[i].get_or_insert_with(|| timed_out(i, head_delay));
+                if head_delay.is_none() && done.0.is_failure() {
+                    head_delay = Some(done.1);
+                }
+            }
+        }
+        slots.into_iter().enumerate().map(|(i, slot)| slot.unwrap_or_else(|| timed_out(i, None))).collect()
     }
 
     async fn dead_letter(

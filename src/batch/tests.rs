@@ -280,6 +280,23 @@ async fn records_still_running_at_the_deadline_less_margin_are_reported_failed_i
     assert_eq!(visibility_of(&engine).len(), 1, "a timed-out record is backed off like a transient one");
 }
 
+#[tokio::test(start_paused = true)]
+async fn fifo_records_cut_by_the_deadline_come_back_with_their_group_head() {
+    let engine = engine(FakeQueues::default());
+    let batch = batch(vec![
+        with_receive_count(fifo_record("a1", "sleep:60000", "A"), 3),
+        fifo_record("a2", "ok", "A"),
+        fifo_record("b1", "ok", "B"),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let response = engine.process(&batch, deadline, &Scripted::default()).await.unwrap();
+    let ids: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(ids, ["a1", "a2"]);
+    let visibility: BTreeMap<String, u32> = visibility_of(&engine).into_iter().collect();
+    assert!(visibility["a1"] >= 10, "backoff from receive count 3: {visibility:?}");
+    assert_eq!(visibility["a2"], visibility["a1"], "the group returns whole and in order");
+}
+
 #[tokio::test]
 async fn transient_failures_back_off_exponentially_from_the_receive_count() {
     let settings = Settings { backoff: Backoff::new(10, 43_200), ..Settings::default() };
