@@ -114,13 +114,17 @@ class Template:
         sys.exit(f"provision: template.yaml has no {resource_type} that fits")
 
 
+def queue_arn(sqs, url):
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
 def create_queue(sqs, t, logical_id):
     props = t.properties(logical_id)
     name = props.pop("QueueName")
     attributes = {k: json.dumps(v) if isinstance(v, dict) else str(v).lower() if isinstance(v, bool) else str(v)
                   for k, v in props.items() if k not in ("Tags", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds")}
     url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    arn = queue_arn(sqs, url)
     t.made[logical_id] = {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
     return url, arn
 
@@ -157,9 +161,8 @@ def main():
         topic_name = f"{args.stack}-alarms" + ("-fifo" if queue_type == "fifo" else "")
         topic_arn = sns.create_topic(Name=topic_name)["TopicArn"]
         t.made[topic_id] = {"Ref": topic_arn, "TopicArn": topic_arn}
-        inbox_url, inbox_arn = (lambda u: (u, sqs.get_queue_attributes(QueueUrl=u, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]))(
-            sqs.create_queue(QueueName=f"{topic_name}-inbox")["QueueUrl"])
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn)
+        inbox_url = sqs.create_queue(QueueName=f"{topic_name}-inbox")["QueueUrl"]
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn(sqs, inbox_url))
         alarm_id = t.find("AWS::CloudWatch::Alarm",
                           lambda props: props.get("MetricName") == "ApproximateNumberOfMessagesVisible")
         alarm = {k: v for k, v in t.properties(alarm_id).items() if k not in ("Tags",)}

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 pub struct Emulator {
     child: Option<Child>,
     port: u16,
-    _state: tempfile::TempDir,
+    /// LocalStack's file-system root, removed when the emulator is dropped.
+    _state: Option<tempfile::TempDir>,
 }
 
 pub fn venv(name: &str) -> PathBuf {
@@ -43,7 +44,7 @@ impl Emulator {
         let port = free_port();
         let mut command = Command::new(venv("moto").join("bin/moto_server"));
         command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-        Self::start(command, port, "Running on", Duration::from_secs(60))
+        Self::start(command, port, None, "Running on", Duration::from_secs(60))
     }
 
     /// LocalStack (SQS, SNS, CloudWatch) in host mode.
@@ -63,9 +64,7 @@ impl Emulator {
             ("DISABLE_EVENTS", "1".to_owned()),
             ("SKIP_SSL_CERT_DOWNLOAD", "1".to_owned()),
         ]);
-        let mut emulator = Self::start(command, port, "Ready.", Duration::from_secs(120));
-        emulator._state = state;
-        emulator
+        Self::start(command, port, Some(state), "Ready.", Duration::from_secs(120))
     }
 
     /// The LocalStack shared by every test of this binary. It is started by a thread that
@@ -86,7 +85,7 @@ impl Emulator {
         })
     }
 
-    fn start(mut command: Command, port: u16, ready: &str, within: Duration) -> Self {
+    fn start(mut command: Command, port: u16, state: Option<tempfile::TempDir>, ready: &str, within: Duration) -> Self {
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         // SAFETY: prctl is async-signal-safe; it makes the kernel kill the emulator if the
         // test process dies without running destructors (a panic in another thread, ^C).
@@ -125,7 +124,7 @@ impl Emulator {
                 }
             }
         }
-        Self { child: Some(child), port, _state: tempfile::tempdir().unwrap() }
+        Self { child: Some(child), port, _state: state }
     }
 
     /// Its address.

@@ -82,15 +82,18 @@ pub async fn create_queues(
     Queues { url, arn, dlq_url, dlq_arn }
 }
 
-/// Sends bodies in order (FIFO: each with its group and a deduplication id).
-pub async fn send(sqs: &aws_sdk_sqs::Client, url: &str, bodies: &[(&str, Option<&str>)]) {
+/// Sends bodies in order (FIFO: each with its group and a deduplication id); returns the
+/// message ids.
+pub async fn send<B: AsRef<str>>(sqs: &aws_sdk_sqs::Client, url: &str, bodies: &[(B, Option<&str>)]) -> Vec<String> {
+    let mut ids = Vec::new();
     for (i, (body, group)) in bodies.iter().enumerate() {
-        let mut send = sqs.send_message().queue_url(url).message_body(*body);
+        let mut send = sqs.send_message().queue_url(url).message_body(body.as_ref());
         if let Some(group) = group {
             send = send.message_group_id(*group).message_deduplication_id(format!("d{i}"));
         }
-        send.send().await.unwrap();
+        ids.push(send.send().await.unwrap().message_id.unwrap());
     }
+    ids
 }
 
 /// Receives up to `max` messages with the attributes the engine reads.

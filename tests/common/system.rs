@@ -137,16 +137,7 @@ impl System {
 
     /// Sends bodies in order (FIFO: with their group); returns the message ids.
     pub async fn send(&self, bodies: &[(String, Option<&str>)]) -> Vec<String> {
-        let url = self.resources.str("queue_url");
-        let mut ids = Vec::new();
-        for (i, (body, group)) in bodies.iter().enumerate() {
-            let mut send = self.sqs.send_message().queue_url(url).message_body(body);
-            if let Some(group) = group {
-                send = send.message_group_id(*group).message_deduplication_id(format!("m{i}"));
-            }
-            ids.push(send.send().await.unwrap().message_id.unwrap());
-        }
-        ids
+        super::send(&self.sqs, self.resources.str("queue_url"), bodies).await
     }
 }
 
