@@ -46,14 +46,6 @@ def say(text):
     print(f"[{time.monotonic() - START:5.1f}s] {text}", flush=True)
 
 
-def alive(pid_file):
-    try:
-        os.kill(int(pid_file.read_text()), 0)
-        return True
-    except (OSError, ValueError):
-        return False
-
-
 class StoreSwitch:
     """A TCP proxy in front of moto that can refuse the consumer (an outage) and come back
     on the same address with the data intact."""
@@ -112,7 +104,7 @@ class Demo:
 
     # ------------------------------------------------------------------ setup and teardown
     def start(self):
-        if not all(alive(STATE / f"{n}.pid") for n in ("localstack", "moto")):
+        if subprocess.run([ROOT / "scripts/emulators.sh", "running"]).returncode != 0:
             say("starting LocalStack (SQS, SNS, CloudWatch) and moto (DynamoDB) on 127.0.0.1")
             subprocess.run([ROOT / "scripts/emulators.sh", "up"], check=True, stdout=subprocess.DEVNULL)
             self.started_emulators = True

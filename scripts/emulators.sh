@@ -5,6 +5,7 @@
 #   scripts/emulators.sh up          start both in the background (pid files and logs in .local/)
 #   scripts/emulators.sh provision   create the demo queues and the notes table
 #   scripts/emulators.sh down        stop what `up` started
+#   scripts/emulators.sh running     exit 0 if both ports already serve (by `up` or anyone else)
 #
 # The Rust integration tests do not use this script: they start emulators of their own on free
 # ports. This one serves `make invoke`, `make sam-local-invoke` and manual exploration.
@@ -67,9 +68,17 @@ provision() {
     "$venvs/moto/bin/python" "$root/scripts/provision.py" "${@:2}"
 }
 
+running() {
+  local port
+  for port in 4566 5000; do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || return 1
+  done
+}
+
 case "${1:-}" in
   up) up ;;
+  running) running ;;
   down) down ;;
   provision) provision "$@" ;;
-  *) echo "usage: scripts/emulators.sh up|provision|down" >&2; exit 2 ;;
+  *) echo "usage: scripts/emulators.sh up|provision|down|running" >&2; exit 2 ;;
 esac

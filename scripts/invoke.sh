@@ -30,8 +30,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-running() { [[ -f "$state/$1.pid" ]] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null; }
-if ! running localstack || ! running moto; then
+if ! scripts/emulators.sh running; then
   started_emulators=1
   scripts/emulators.sh up
 fi

@@ -123,8 +123,7 @@ fi
 
 # 4. emulators -----------------------------------------------------------------------------
 # Already serving (started by `make emulators-up`, the tests or another run): use them as they are.
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-if ! listening 4566 || ! listening 5000; then
+if ! scripts/emulators.sh running; then
   started_emulators=1
   scripts/emulators.sh up
 fi
