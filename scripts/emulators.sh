@@ -16,13 +16,24 @@ state="$root/.local"
 venvs="${VENV_DIR:-$root/.venv}"
 mkdir -p "$state"
 
-wait_for() { # name, log file, pattern, seconds
-  local i
-  for ((i = 0; i < $4 * 10; i++)); do
-    grep -q "$3" "$2" 2>/dev/null && return 0
+serving() { # port: exit 0 if something accepts connections on 127.0.0.1:port
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+wait_for() { # name, log file, pattern, port, seconds
+  local i pid
+  pid=$(cat "$state/$1.pid")
+  for ((i = 0; i < $5 * 10; i++)); do
+    # The log line alone is not enough: the port must answer too.
+    grep -q "$3" "$2" 2>/dev/null && serving "$4" && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "emulators: $1 exited before it was ready; see $2" >&2
+      tail -20 "$2" >&2
+      return 1
+    fi
     sleep 0.1
   done
-  echo "emulators: $1 did not become ready in $4 s; see $2" >&2
+  echo "emulators: $1 did not become ready in $5 s; see $2" >&2
   tail -20 "$2" >&2
   return 1
 }
@@ -33,7 +44,10 @@ start_bg() { # name, log, command...
     echo "emulators: $name already running (pid $(cat "$state/$name.pid"))" >&2
     return 0
   fi
-  setsid "$@" >"$log" 2>&1 < /dev/null &
+  # Empty the log here, not in the background child: a previous run's "Ready." must not be
+  # read before the child gets round to truncating it.
+  : >"$log"
+  setsid "$@" >>"$log" 2>&1 < /dev/null &
   echo $! > "$state/$name.pid"
 }
 
@@ -45,8 +59,8 @@ up() {
     SQS_CLOUDWATCH_METRICS_REPORT_INTERVAL=5 DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
     start_bg localstack "$state/localstack.log" "$venvs/localstack/bin/python" -m localstack.runtime.main
   start_bg moto "$state/moto.log" "$venvs/moto/bin/moto_server" -H 127.0.0.1 -p 5000
-  wait_for localstack "$state/localstack.log" 'Ready\.' 90
-  wait_for moto "$state/moto.log" 'Running on' 30
+  wait_for localstack "$state/localstack.log" 'Ready\.' 4566 90
+  wait_for moto "$state/moto.log" 'Running on' 5000 30
   echo "emulators: LocalStack http://127.0.0.1:4566, moto http://127.0.0.1:5000" >&2
 }
 
@@ -69,10 +83,7 @@ provision() {
 }
 
 running() {
-  local port
-  for port in 4566 5000; do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || return 1
-  done
+  serving 4566 && serving 5000
 }
 
 case "${1:-}" in
