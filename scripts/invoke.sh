@@ -44,6 +44,11 @@ setsid cargo lambda watch --quiet --ignore-changes --invoke-address 127.0.0.1 --
   --env-var BACKOFF_BASE_SECONDS=1 >"$state/cargo-lambda-watch.log" 2>&1 </dev/null &
 watch_pid=$!
 for _ in $(seq 300); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+if ! kill -0 "$watch_pid" 2>/dev/null; then
+  log "cargo lambda watch exited (port $port taken? INVOKE_PORT picks another):"
+  tail -20 "$state/cargo-lambda-watch.log" >&2
+  exit 1
+fi
 
 dlq_depth() {
   "$root/.venv/moto/bin/python" - "$dlq_url" <<'PY'

@@ -132,11 +132,14 @@ scripts/emulators.sh provision >/dev/null
 # 5. host-network proxy --------------------------------------------------------------------
 sock=$state/sam-docker.sock
 upstream=${DOCKER_HOST:-unix:///var/run/docker.sock}
+# A socket left by an earlier run must not pass for this proxy being ready.
+rm -f "$sock"
 .venv/tools/bin/python scripts/sam-local-hostnet.py --listen "$sock" --upstream "${upstream#unix://}" \
   --env "AWS_ENDPOINT_URL=$sqs_endpoint" --env "AWS_ENDPOINT_URL_DYNAMODB=$dynamodb_endpoint" \
   2>"$state/sam-local-hostnet.log" &
 proxy_pid=$!
 for _ in $(seq 50); do [[ -S $sock ]] && break; sleep 0.1; done
+[[ -S $sock ]] || { log "the host-network proxy did not start"; cat "$state/sam-local-hostnet.log" >&2; exit 1; }
 
 # 6. invoke each event ---------------------------------------------------------------------
 events=()
