@@ -21,19 +21,15 @@ serving() { # port: exit 0 if something accepts connections on 127.0.0.1:port
 }
 
 wait_for() { # name, log file, pattern, port, seconds
-  local i pid
+  local i pid why="did not become ready in $5 s"
   pid=$(cat "$state/$1.pid")
   for ((i = 0; i < $5 * 10; i++)); do
     # The log line alone is not enough: the port must answer too.
     grep -q "$3" "$2" 2>/dev/null && serving "$4" && return 0
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "emulators: $1 exited before it was ready; see $2" >&2
-      tail -20 "$2" >&2
-      return 1
-    fi
+    kill -0 "$pid" 2>/dev/null || { why="exited before it was ready"; break; }
     sleep 0.1
   done
-  echo "emulators: $1 did not become ready in $5 s; see $2" >&2
+  echo "emulators: $1 $why; see $2" >&2
   tail -20 "$2" >&2
   return 1
 }

@@ -4,6 +4,7 @@
 # each response with events/<name>.expected.json. Exits non-zero on any difference.
 #
 #   scripts/invoke.sh [event-name...]      (no argument: every event)
+#   INVOKE_PORT=9057                        where `cargo lambda watch` listens
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +14,7 @@ mkdir -p "$state"
 port=${INVOKE_PORT:-9057}
 sqs=http://127.0.0.1:4566
 log() { echo "invoke: $*" >&2; }
+answers() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 scripts/venvs.sh tools localstack moto
 export PATH="$root/.venv/tools/bin:$PATH"
@@ -38,14 +40,23 @@ scripts/emulators.sh provision >/dev/null
 dlq_url=$sqs/000000000000/notes-sync-dlq
 
 cargo build --quiet --bin consumer
+# Another server answering there would be taken for the watcher.
+if answers "$port"; then
+  log "port $port is already taken; set INVOKE_PORT to another"
+  exit 1
+fi
 setsid cargo lambda watch --quiet --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$port" \
   --env-var TABLE_NAME=notes-sync-notes --env-var DLQ_URL="$dlq_url" \
   --env-var AWS_ENDPOINT_URL="$sqs" --env-var AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:5000 \
   --env-var BACKOFF_BASE_SECONDS=1 >"$state/cargo-lambda-watch.log" 2>&1 </dev/null &
 watch_pid=$!
-for _ in $(seq 300); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do
+  answers "$port" && break
+  kill -0 "$watch_pid" 2>/dev/null || break
+  sleep 0.1
+done
 if ! kill -0 "$watch_pid" 2>/dev/null; then
-  log "cargo lambda watch exited (port $port taken? INVOKE_PORT picks another):"
+  log "cargo lambda watch exited:"
   tail -20 "$state/cargo-lambda-watch.log" >&2
   exit 1
 fi

@@ -138,7 +138,7 @@ rm -f "$sock"
   --env "AWS_ENDPOINT_URL=$sqs_endpoint" --env "AWS_ENDPOINT_URL_DYNAMODB=$dynamodb_endpoint" \
   2>"$state/sam-local-hostnet.log" &
 proxy_pid=$!
-for _ in $(seq 50); do [[ -S $sock ]] && break; sleep 0.1; done
+for _ in $(seq 50); do [[ -S $sock ]] && break; kill -0 "$proxy_pid" 2>/dev/null || break; sleep 0.1; done
 [[ -S $sock ]] || { log "the host-network proxy did not start"; cat "$state/sam-local-hostnet.log" >&2; exit 1; }
 
 # 6. invoke each event ---------------------------------------------------------------------
