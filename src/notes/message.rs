@@ -4,10 +4,12 @@
 //!
 //! Parsing borrows every string from the message body that it can. Any problem is a
 //! [`Invalid`] error naming what is wrong; the handler turns it into a permanent failure.
+//! The client serialises the same types and checks its own messages with [`NoteMessage::parse`],
+//! so both sides share one schema and one validation.
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -26,7 +28,7 @@ pub const MAX_BODY_BYTES: usize = 200 * 1024;
 pub const MAX_CLIENT_ID_BYTES: usize = 128;
 
 /// What the message asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     /// Create or replace the note at this version.
@@ -36,7 +38,7 @@ pub enum Op {
 }
 
 /// A note-sync message.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct NoteMessage<'a> {
     /// Wire schema version.
     pub schema: u32,
@@ -51,7 +53,7 @@ pub struct NoteMessage<'a> {
 }
 
 /// A note at one version.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Note<'a> {
     /// Stable note id.
     #[serde(borrow)]
@@ -59,10 +61,10 @@ pub struct Note<'a> {
     /// Monotonic per note; a store keeps only the highest version it has seen.
     pub version: u64,
     /// Title (not needed for a delete).
-    #[serde(borrow, default, deserialize_with = "option_cow")]
+    #[serde(borrow, default, deserialize_with = "option_cow", skip_serializing_if = "Option::is_none")]
     pub title: Option<Cow<'a, str>>,
     /// Body text (not needed for a delete).
-    #[serde(borrow, default, deserialize_with = "option_cow")]
+    #[serde(borrow, default, deserialize_with = "option_cow", skip_serializing_if = "Option::is_none")]
     pub body: Option<Cow<'a, str>>,
     /// When the client changed the note, RFC 3339.
     #[serde(borrow)]

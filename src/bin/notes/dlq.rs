@@ -1,0 +1,169 @@
+//! `notes dlq`: look at the dead-letter queue, move messages back, purge it.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Context;
+use notes_sync::client::dlq::{DeadLetter, Dlq, PROGRESS_EVERY, Selection};
+
+use super::App;
+use super::output::{cut, duration};
+
+/// Operator commands on the dead-letter queue.
+#[derive(clap::Subcommand, Debug)]
+pub enum DlqCommand {
+    /// Every dead letter: id, reason, source message id, receive count, age. Leaves them all in place.
+    List {
+        /// Only dead letters with this error kind (e.g. invalid_field, max_receive_count).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Print JSON (with bodies and every attribute).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move dead letters back to the source queue: all of them (StartMessageMoveTask), or only
+    /// those chosen with --reason / --id (resent, then deleted from the DLQ).
+    Redrive {
+        /// Only dead letters with this error kind.
+        #[arg(long, conflicts_with = "id")]
+        reason: Option<String>,
+        /// Only these dead letters (DLQ message id or source message id); repeatable.
+        #[arg(long, num_args = 1..)]
+        id: Vec<String>,
+        /// Move task only: at most this many messages per second.
+        #[arg(long, conflicts_with_all = ["reason", "id"])]
+        max_per_second: Option<i32>,
+        /// Move task only: start it and return without waiting for it to finish.
+        #[arg(long, conflicts_with_all = ["reason", "id"])]
+        no_wait: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete every message in the DLQ.
+    Purge {
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+pub async fn run(app: &App, command: &DlqCommand) -> anyhow::Result<()> {
+    let dlq = Dlq::new(aws_sdk_sqs::Client::new(&app.sdk().await), app.dlq_url()?);
+    match command {
+        DlqCommand::List { reason, json } => list(app, &dlq, reason.as_deref(), *json).await,
+        DlqCommand::Redrive { reason, id, max_per_second, no_wait, json } => {
+            let selection = match (reason, id.is_empty()) {
+                (Some(kind), _) => Some(Selection::Kind(kind.clone())),
+                (None, false) => Some(Selection::Ids(id.clone())),
+                (None, true) => None,
+            };
+            match selection {
+                Some(selection) => {
+                    let report = dlq.redrive_selected(app.queue_url()?, &selection).await?;
+                    if *json {
+                        println!("{}", serde_json::to_string(&report)?);
+                    } else {
+                        println!(
+                            "matched {}, resent {}, deleted from the DLQ {}, left in the DLQ {}",
+                            report.matched, report.resent, report.deleted, report.kept
+                        );
+                    }
+                    Ok(())
+                }
+                None => redrive_all(app, &dlq, *max_per_second, *no_wait, *json).await,
+            }
+        }
+        DlqCommand::Purge { yes } => purge(&dlq, *yes).await,
+    }
+}
+
+async fn list(app: &App, dlq: &Dlq, reason: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let letters: Vec<DeadLetter> =
+        dlq.peek().await?.into_iter().filter(|l| reason.is_none_or(|r| l.kind == r)).collect();
+    mark_own_rejected(app, &letters);
+    if json {
+        println!("{}", serde_json::to_string(&letters)?);
+        return Ok(());
+    }
+    println!("{} dead letter(s)", letters.len());
+    for l in &letters {
+        let count = l.receive_count.map_or("-".to_owned(), |c| c.to_string());
+        let age = l.age_s.map_or("-".to_owned(), duration);
+        let source = l.source_message_id.as_deref().unwrap_or("-");
+        let why = cut(l.reason.as_deref().unwrap_or("(moved by the redrive policy)"), 80);
+        println!("{}  {}  receives {count}  age {age}  source {source}\n    {why}", l.message_id, l.kind);
+    }
+    Ok(())
+}
+
+/// Marks this database's own notes whose latest version is in the DLQ as `rejected`. Best
+/// effort: an operator without a local database (or its notes) loses nothing by it.
+fn mark_own_rejected(app: &App, letters: &[DeadLetter]) {
+    let Ok(outbox) = app.open() else { return };
+    for l in letters {
+        let Ok(body) = serde_json::from_str::<serde_json::Value>(&l.body) else { continue };
+        let (Some(client), Some(id), Some(version)) =
+            (body["client_id"].as_str(), body["note"]["id"].as_str(), body["note"]["version"].as_u64())
+        else {
+            continue;
+        };
+        if client == outbox.client_id() {
+            let why = format!("{}: {}", l.kind, l.reason.as_deref().unwrap_or("failed every delivery"));
+            let _ = outbox.mark_rejected(id, version, &why);
+        }
+    }
+}
+
+async fn redrive_all(
+    app: &App,
+    dlq: &Dlq,
+    max_per_second: Option<i32>,
+    no_wait: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let handle = dlq.start_redrive(app.queue_url()?, max_per_second).await?;
+    if no_wait {
+        println!(
+            "{}",
+            if json {
+                serde_json::json!({"task_handle": handle}).to_string()
+            } else {
+                format!("started move task {handle}")
+            }
+        );
+        return Ok(());
+    }
+    loop {
+        let task = dlq.redrive_progress().await?.context("the move task is not listed")?;
+        if task.status != "RUNNING" && task.status != "CANCELLING" {
+            if json {
+                println!("{}", serde_json::to_string(&task)?);
+            } else {
+                println!("move task {}: moved {}", task.status, task.moved);
+            }
+            if let Some(reason) = task.failure_reason.filter(|_| task.status == "FAILED") {
+                anyhow::bail!("the move task failed: {reason}");
+            }
+            return Ok(());
+        }
+        if !json && std::io::stderr().is_terminal() {
+            eprint!("\rmoving: {} of {}", task.moved, task.to_move.map_or("?".to_owned(), |n| n.to_string()));
+        }
+        tokio::time::sleep(PROGRESS_EVERY).await;
+    }
+}
+
+async fn purge(dlq: &Dlq, yes: bool) -> anyhow::Result<()> {
+    if !yes {
+        anyhow::ensure!(std::io::stdin().is_terminal(), "refusing to purge the DLQ without --yes (no terminal to ask)");
+        let depth = dlq.depth().await?;
+        eprint!("delete all {depth} message(s) in the DLQ for good? type yes: ");
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        anyhow::ensure!(answer.trim() == "yes", "not purged");
+    }
+    dlq.purge().await?;
+    println!("purged");
+    Ok(())
+}

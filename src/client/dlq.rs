@@ -1,0 +1,362 @@
+//! Operator tools for the dead-letter queue: look, move everything back, move chosen messages
+//! back, purge.
+//!
+//! SQS has no true peek. [`Dlq::peek`] receives every message with a short visibility
+//! timeout (so it sees each once) and then makes each visible again at once. What that
+//! changes: each message's `ApproximateReceiveCount` on the DLQ rises by one per look; the
+//! DLQ has no redrive policy, so that moves nothing, and the consumer's own `receive_count`
+//! attribute (the count that mattered) is untouched. For a moment the messages are in flight,
+//! not visible; if the process dies then, they become visible again after the hold (30 s).
+//! Standard queues promise no order; on a FIFO DLQ the release restores each group's head.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
+    QueueAttributeName, SendMessageBatchRequestEntry,
+};
+use serde::Serialize;
+
+use super::error_chain;
+
+/// How long a peek hides the messages it has seen (until it releases them).
+const HOLD_SECONDS: i32 = 30;
+
+/// The kind shown for messages that SQS's redrive policy moved (they carry no attributes).
+pub const REDRIVE_POLICY_KIND: &str = "max_receive_count";
+
+/// A failed SQS call.
+#[derive(Debug, thiserror::Error)]
+#[error("{action}: {reason}")]
+pub struct DlqError {
+    /// What was being done.
+    pub action: &'static str,
+    /// The SDK's error chain.
+    pub reason: String,
+}
+
+fn fail<E: std::error::Error>(action: &'static str) -> impl FnOnce(E) -> DlqError {
+    move |e| DlqError { action, reason: error_chain(&e) }
+}
+
+/// One dead letter, as seen by [`Dlq::peek`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    /// The DLQ message id.
+    pub message_id: String,
+    /// `error_kind`, or [`REDRIVE_POLICY_KIND`] for messages the redrive policy moved.
+    pub kind: String,
+    /// `error_reason`, if the consumer gave one.
+    pub reason: Option<String>,
+    /// The message id it had on the source queue.
+    pub source_message_id: Option<String>,
+    /// The consumer's `receive_count` attribute, else SQS's count (which each peek raises).
+    pub receive_count: Option<u64>,
+    /// Seconds since it was first sent.
+    pub age_s: Option<u64>,
+    /// Every message attribute, as text (whatever the consumer writes).
+    pub attributes: BTreeMap<String, String>,
+    /// The original body.
+    pub body: String,
+    #[serde(skip)]
+    receipt_handle: String,
+    #[serde(skip)]
+    group_id: Option<String>,
+}
+
+impl DeadLetter {
+    fn from_message(m: Message, now_ms: i64) -> Self {
+        let attributes: BTreeMap<String, String> = m
+            .message_attributes
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| v.string_value.map(|s| (k, s)))
+            .collect();
+        let system = m.attributes.unwrap_or_default();
+        let sys = |name: MessageSystemAttributeName| system.get(&name).cloned();
+        let sent_ms = sys(MessageSystemAttributeName::SentTimestamp).and_then(|t| t.parse::<i64>().ok());
+        Self {
+            message_id: m.message_id.unwrap_or_default(),
+            kind: attributes.get("error_kind").cloned().unwrap_or_else(|| REDRIVE_POLICY_KIND.to_owned()),
+            reason: attributes.get("error_reason").cloned(),
+            source_message_id: attributes.get("source_message_id").cloned(),
+            receive_count: attributes
+                .get("receive_count")
+                .cloned()
+                .or_else(|| sys(MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|c| c.parse().ok()),
+            age_s: sent_ms.map(|t| ((now_ms - t).max(0) / 1000) as u64),
+            attributes,
+            body: m.body.unwrap_or_default(),
+            receipt_handle: m.receipt_handle.unwrap_or_default(),
+            group_id: sys(MessageSystemAttributeName::MessageGroupId),
+        }
+    }
+}
+
+/// Which dead letters a selective redrive takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Those with this `error_kind`.
+    Kind(String),
+    /// Those with these ids (DLQ message id or source message id).
+    Ids(Vec<String>),
+}
+
+impl Selection {
+    fn matches(&self, letter: &DeadLetter) -> bool {
+        match self {
+            Self::Kind(kind) => letter.kind == *kind,
+            Self::Ids(ids) => ids
+                .iter()
+                .any(|id| *id == letter.message_id || Some(id.as_str()) == letter.source_message_id.as_deref()),
+        }
+    }
+}
+
+/// What a selective redrive did. `resent = deleted` unless a delete failed (then that
+/// message is in both queues: a duplicate, which the consumer's version check absorbs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SelectiveReport {
+    /// Dead letters that matched.
+    pub matched: u64,
+    /// Of those, sent to the source queue.
+    pub resent: u64,
+    /// Of those, deleted from the DLQ after their resend was acknowledged.
+    pub deleted: u64,
+    /// Dead letters left in the DLQ (not matched, or not resent).
+    pub kept: u64,
+}
+
+/// A move task's state, from `ListMessageMoveTasks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MoveTask {
+    /// RUNNING, COMPLETED, CANCELLING, CANCELLED or FAILED.
+    pub status: String,
+    /// Messages moved so far.
+    pub moved: u64,
+    /// Messages to move, when known.
+    pub to_move: Option<u64>,
+    /// Why it failed, if it did.
+    pub failure_reason: Option<String>,
+}
+
+/// The dead-letter queue and the source queue it drains into.
+#[derive(Debug, Clone)]
+pub struct Dlq {
+    client: aws_sdk_sqs::Client,
+    dlq_url: String,
+}
+
+impl Dlq {
+    /// The DLQ at `dlq_url`.
+    pub fn new(client: aws_sdk_sqs::Client, dlq_url: impl Into<String>) -> Self {
+        Self { client, dlq_url: dlq_url.into() }
+    }
+
+    /// Every message in the DLQ, left in place (see the module docs for what a look changes).
+    pub async fn peek(&self) -> Result<Vec<DeadLetter>, DlqError> {
+        let letters = self.receive_all().await?;
+        self.release(&letters).await?;
+        Ok(letters)
+    }
+
+    /// Receives until the queue answers empty, holding what it got for [`HOLD_SECONDS`].
+    async fn receive_all(&self) -> Result<Vec<DeadLetter>, DlqError> {
+        let mut letters: Vec<DeadLetter> = Vec::new();
+        let mut seen = HashSet::new();
+        loop {
+            let out = self
+                .client
+                .receive_message()
+                .queue_url(&self.dlq_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(HOLD_SECONDS)
+                // A long poll asks every SQS server; a short one may answer empty while
+                // messages remain. One second is enough to tell "empty" reliably.
+                .wait_time_seconds(1)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .map_err(fail("receive from the DLQ"))?;
+            let batch = out.messages.unwrap_or_default();
+            if batch.is_empty() {
+                break;
+            }
+            let now = super::outbox::now_ms();
+            for m in batch {
+                let letter = DeadLetter::from_message(m, now);
+                if seen.insert(letter.message_id.clone()) {
+                    letters.push(letter);
+                }
+            }
+        }
+        Ok(letters)
+    }
+
+    /// Makes held messages visible again at once.
+    async fn release(&self, letters: &[DeadLetter]) -> Result<(), DlqError> {
+        for chunk in letters.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&l.receipt_handle)
+                        .visibility_timeout(0)
+                        .build()
+                        .expect("id and handle are set")
+                })
+                .collect();
+            self.client
+                .change_message_visibility_batch()
+                .queue_url(&self.dlq_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(fail("release DLQ messages"))?;
+        }
+        Ok(())
+    }
+
+    /// Resends the chosen dead letters' original bodies to `source_url`, then deletes each
+    /// one whose resend SQS acknowledged; the others are released untouched. Resend first: a
+    /// crash between the two leaves a duplicate, never a loss.
+    pub async fn redrive_selected(&self, source_url: &str, selection: &Selection) -> Result<SelectiveReport, DlqError> {
+        let letters = self.receive_all().await?;
+        let (chosen, others): (Vec<_>, Vec<_>) = letters.into_iter().partition(|l| selection.matches(l));
+        self.release(&others).await?;
+        let mut report =
+            SelectiveReport { matched: chosen.len() as u64, kept: others.len() as u64, ..Default::default() };
+        let fifo = source_url.ends_with(".fifo");
+        for chunk in chosen.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let mut e = SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(&l.body);
+                    if fifo {
+                        // A fresh deduplication id: the original one may still be inside SQS's
+                        // 5-minute window, which would swallow the redrive silently.
+                        e = e
+                            .message_group_id(l.group_id.as_deref().unwrap_or("redrive"))
+                            .message_deduplication_id(format!("redrive-{}", l.message_id));
+                    }
+                    e.build().expect("id and body are set")
+                })
+                .collect();
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(source_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(fail("resend to the source queue"))?;
+            let acked: Vec<&DeadLetter> =
+                out.successful.iter().filter_map(|s| s.id.parse::<usize>().ok().and_then(|i| chunk.get(i))).collect();
+            report.resent += acked.len() as u64;
+            report.kept += (chunk.len() - acked.len()) as u64;
+            if acked.is_empty() {
+                continue;
+            }
+            let deletes = acked
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&l.receipt_handle)
+                        .build()
+                        .expect("id and handle are set")
+                })
+                .collect();
+            let out = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.dlq_url)
+                .set_entries(Some(deletes))
+                .send()
+                .await
+                .map_err(fail("delete resent messages from the DLQ"))?;
+            report.deleted += out.successful.len() as u64;
+        }
+        Ok(report)
+    }
+
+    /// Starts `StartMessageMoveTask` from the DLQ to `source_url` (named explicitly: dead
+    /// letters the consumer wrote itself record no source queue). Returns the task handle.
+    pub async fn start_redrive(&self, source_url: &str, max_per_second: Option<i32>) -> Result<String, DlqError> {
+        let source_arn = self.arn(&self.dlq_url).await?;
+        let destination_arn = self.arn(source_url).await?;
+        let out = self
+            .client
+            .start_message_move_task()
+            .source_arn(source_arn)
+            .destination_arn(destination_arn)
+            .set_max_number_of_messages_per_second(max_per_second)
+            .send()
+            .await
+            .map_err(fail("start the move task"))?;
+        Ok(out.task_handle.unwrap_or_default())
+    }
+
+    /// The newest move task from the DLQ.
+    pub async fn redrive_progress(&self) -> Result<Option<MoveTask>, DlqError> {
+        let source_arn = self.arn(&self.dlq_url).await?;
+        let out = self
+            .client
+            .list_message_move_tasks()
+            .source_arn(source_arn)
+            .max_results(1)
+            .send()
+            .await
+            .map_err(fail("list move tasks"))?;
+        Ok(out.results.unwrap_or_default().into_iter().next().map(|t| MoveTask {
+            status: t.status.unwrap_or_default(),
+            moved: t.approximate_number_of_messages_moved.max(0) as u64,
+            to_move: t.approximate_number_of_messages_to_move.map(|n| n.max(0) as u64),
+            failure_reason: t.failure_reason,
+        }))
+    }
+
+    /// Deletes every message in the DLQ (`PurgeQueue`; SQS may take up to 60 s).
+    pub async fn purge(&self) -> Result<(), DlqError> {
+        self.client.purge_queue().queue_url(&self.dlq_url).send().await.map_err(fail("purge the DLQ"))?;
+        Ok(())
+    }
+
+    /// Visible plus in-flight messages in the DLQ.
+    pub async fn depth(&self) -> Result<u64, DlqError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.dlq_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(fail("read the DLQ depth"))?;
+        Ok(out.attributes.unwrap_or_default().values().filter_map(|v| v.parse::<u64>().ok()).sum())
+    }
+
+    async fn arn(&self, url: &str) -> Result<String, DlqError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(fail("read a queue ARN"))?;
+        out.attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .ok_or_else(|| DlqError { action: "read a queue ARN", reason: format!("{url} has no QueueArn") })
+    }
+}
+
+/// Waits between two progress reads of a move task.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);

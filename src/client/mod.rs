@@ -1,0 +1,31 @@
+//! The client side: a durable SQLite outbox of note changes, feature flags that steer its
+//! retries, a sender over SQS, and the operator's tools for the dead-letter queue. The `notes`
+//! binary is a thin CLI over this module; an app can embed it the same way.
+//!
+//! The client shares the message schema and its validation with the consumer
+//! ([`crate::notes`]) and knows nothing of the consumer's batch engine.
+//!
+//! - [`outbox`]: notes and their pending changes, written before any network call.
+//! - [`sender`]: the [`Transport`](sender::Transport) trait and `SendMessageBatch` over SQS.
+//! - [`sync`]: one pass over the outbox, and the flag-driven `--watch` loop.
+//! - [`flags`]: `retry_pending_notes` / `retry_interval_seconds` from a file or SSM.
+//! - [`dlq`]: peek, full and selective redrive, purge.
+
+pub mod dlq;
+pub mod flags;
+pub mod outbox;
+pub mod sender;
+pub mod sync;
+
+/// An error and its sources, joined by `: ` (the SDK's top-level messages alone, such as
+/// "dispatch failure", do not say what went wrong).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

@@ -1,0 +1,136 @@
+//! Sending outbox entries to SQS. Behind the [`Transport`] trait so that the sync logic can be
+//! tested with a fake; [`SqsTransport`] is the real thing (`SendMessageBatch`).
+
+use std::future::Future;
+
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+
+/// SQS accepts at most ten entries in one `SendMessageBatch`.
+pub const MAX_BATCH_ENTRIES: usize = 10;
+/// SQS accepts at most 256 KiB of payload in one `SendMessageBatch` (all entries together).
+pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// One message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing<'a> {
+    /// The note id: the FIFO message group, so one note's changes stay in order.
+    pub note_id: &'a str,
+    /// The version: with the note id, the FIFO deduplication id.
+    pub version: u64,
+    /// The message body.
+    pub body: &'a str,
+}
+
+/// SQS's answer for one entry of a batch, in the order sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryResult {
+    /// Acknowledged: SQS has the message.
+    Acked,
+    /// Refused; the text has SQS's code and message.
+    Failed(String),
+}
+
+/// The whole call failed: nothing in the batch is known to have arrived.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct TransportError {
+    /// The SDK's error chain (unreachable endpoint, timeout, access denied...).
+    pub reason: String,
+}
+
+/// Sends batches of messages to the notes queue.
+pub trait Transport: Sync {
+    /// Sends up to [`MAX_BATCH_ENTRIES`] messages; one result per message, in order.
+    fn send_batch(
+        &self,
+        batch: &[Outgoing<'_>],
+    ) -> impl Future<Output = Result<Vec<EntryResult>, TransportError>> + Send;
+}
+
+/// [`Transport`] over a real SQS queue.
+#[derive(Debug, Clone)]
+pub struct SqsTransport {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsTransport {
+    /// Sends to `queue_url` through `client`.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self { client, queue_url: queue_url.into() }
+    }
+
+    fn fifo(&self) -> bool {
+        self.queue_url.ends_with(".fifo")
+    }
+}
+
+impl Transport for SqsTransport {
+    async fn send_batch(&self, batch: &[Outgoing<'_>]) -> Result<Vec<EntryResult>, TransportError> {
+        let entries = batch
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let mut entry = SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(m.body);
+                if self.fifo() {
+                    // One group per note keeps its changes in order; the deduplication id makes
+                    // a resend after a lost acknowledgement a no-op within SQS's 5 minutes.
+                    entry = entry.message_group_id(m.note_id).message_deduplication_id(dedup_id(m.note_id, m.version));
+                }
+                entry.build().expect("id and body are set")
+            })
+            .collect();
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| TransportError { reason: super::error_chain(&e) })?;
+        let mut results = vec![None; batch.len()];
+        for ok in out.successful {
+            if let Some(slot) = ok.id.parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
+                *slot = Some(EntryResult::Acked);
+            }
+        }
+        for failed in out.failed {
+            if let Some(slot) = failed.id.parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
+                let message = failed.message.unwrap_or_default();
+                *slot = Some(EntryResult::Failed(format!("{}: {message}", failed.code)));
+            }
+        }
+        // An entry SQS did not mention is not known to have arrived: it stays pending.
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| EntryResult::Failed("no answer for this entry".into())))
+            .collect())
+    }
+}
+
+/// The FIFO deduplication id of one note version: ids are at most 128 characters of
+/// `[A-Za-z0-9!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~]`; other characters (and long ids) are
+/// replaced by a hash so that the id stays unique per note and version.
+fn dedup_id(note_id: &str, version: u64) -> String {
+    let plain = format!("{note_id}:{version}");
+    if plain.len() <= 128 && plain.chars().all(|c| c.is_ascii_graphic()) {
+        return plain;
+    }
+    // FNV-1a, 64 bits: stable across runs and platforms, unlike std's hasher.
+    let hash = note_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    format!("h{hash:016x}:{version}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dedup_id;
+
+    #[test]
+    fn fifo_deduplication_ids_are_note_id_and_version_within_sqs_rules() {
+        assert_eq!(dedup_id("n-1", 3), "n-1:3");
+        let odd = dedup_id("notes with spaces", 2);
+        assert!(odd.starts_with('h') && odd.ends_with(":2"), "{odd}");
+        assert_ne!(odd, dedup_id("notes with spaces!", 2));
+        assert!(dedup_id(&"x".repeat(128), 1).len() <= 128);
+    }
+}
