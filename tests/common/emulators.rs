@@ -47,7 +47,7 @@ impl Emulator {
         Self::start(command, port, None, "Running on", Duration::from_secs(60))
     }
 
-    /// LocalStack (SQS, SNS, CloudWatch) in host mode.
+    /// LocalStack (SQS, SNS, CloudWatch, SSM for the client flags) in host mode.
     pub fn localstack() -> Self {
         let port = free_port();
         let state = tempfile::tempdir().unwrap();
@@ -58,7 +58,7 @@ impl Emulator {
             ("GATEWAY_LISTEN", format!("127.0.0.1:{port}")),
             ("LOCALSTACK_HOST", format!("127.0.0.1:{port}")),
             ("SQS_ENDPOINT_STRATEGY", "path".to_owned()),
-            ("SERVICES", "sqs,sns,cloudwatch".to_owned()),
+            ("SERVICES", "sqs,sns,cloudwatch,ssm".to_owned()),
             ("SQS_CLOUDWATCH_METRICS_REPORT_INTERVAL", "5".to_owned()),
             ("DNS_ADDRESS", "0".to_owned()),
             ("DISABLE_EVENTS", "1".to_owned()),

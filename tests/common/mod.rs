@@ -162,5 +162,6 @@ pub fn note(op: &str, id: &str, version: u64, title: &str) -> String {
     .to_string()
 }
 
+pub mod cli;
 pub mod proxy;
 pub mod system;

@@ -1,1 +1,190 @@
+//! The outbox's guarantees, one test each, on a database in a temporary directory.
 
+use std::time::Duration;
+
+use super::*;
+
+fn open(dir: &tempfile::TempDir) -> Outbox {
+    Outbox::open(&dir.path().join("notes.db"), &OpenOptions::default()).unwrap()
+}
+
+fn entries(outbox: &Outbox) -> Vec<(String, u64)> {
+    outbox.pending().unwrap().into_iter().map(|p| (p.note_id, p.version)).collect()
+}
+
+#[test]
+fn a_new_note_and_its_outbox_entry_are_written_together_at_version_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outbox = open(&dir);
+    let note = outbox.add("Groceries", "milk").unwrap();
+    assert_eq!((note.version, note.state, note.deleted), (1, State::Pending, false));
+    assert_eq!(entries(&outbox), vec![(note.id.clone(), 1)]);
+    let body: serde_json::Value =
+        serde_json::from_str(&outbox.claim(&Lease::new(Duration::from_secs(60)), 10, 1 << 20).unwrap()[0].body)
+            .unwrap();
+    assert_eq!(body["note"]["id"], note.id.as_str());
+    assert_eq!(body["client_id"], outbox.client_id());
+    assert_eq!(body["op"], "upsert");
+}
+
+#[test]
+fn the_client_id_is_made_once_per_database_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(&dir).client_id().to_owned();
+    assert!(first.starts_with("c-"));
+    assert_eq!(open(&dir).client_id(), first);
+    let other = tempfile::tempdir().unwrap();
+    assert_ne!(open(&other).client_id(), first);
+}
+
+#[test]
+fn edits_while_offline_coalesce_into_one_entry_at_the_latest_version_keeping_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outbox = open(&dir);
+    let a = outbox.add("a", "1").unwrap();
+    let b = outbox.add("b", "1").unwrap();
+    outbox.edit(&a.id, None, Some("2")).unwrap();
+    let a3 = outbox.edit(&a.id, Some("a!"), None).unwrap();
+    assert_eq!((a3.version, a3.title.as_str(), a3.body.as_str()), (3, "a!", "2"));
+    assert_eq!(entries(&outbox), vec![(a.id.clone(), 3), (b.id.clone(), 1)], "one entry per note, oldest first");
+}
+
+#[test]
+fn a_delete_supersedes_pending_edits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outbox = open(&dir);
+    let a = outbox.add("a", "1").unwrap();
+    outbox.edit(&a.id, None, Some("2")).unwrap();
+    let deleted = outbox.delete(&a.id).unwrap();
+    assert!(deleted.deleted && deleted.title.is_empty() && deleted.body.is_empty());
+    let claimed = outbox.claim(&Lease::new(Duration::from_secs(60)), 10, 1 << 20).unwrap();
+    assert_eq!(claimed.len(), 1);
+    let body: serde_json::Value = serde_json::from_str(&claimed[0].body).unwrap();
+    assert_eq!((body["op"].as_str(), body["note"]["version"].as_u64()), (Some("delete"), Some(3)));
+    assert!(matches!(outbox.edit(&a.id, Some("x"), None), Err(OutboxError::Deleted(_))));
+    assert!(matches!(outbox.delete("nope"), Err(OutboxError::NotFound(_))));
+}
+
+#[test]
+fn a_note_the_consumer_would_refuse_is_refused_with_the_consumers_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outbox = open(&dir);
+    let err = outbox.add(&"t".repeat(crate::notes::MAX_TITLE_BYTES + 1), "").unwrap_err();
+    let text = crate::client::error_chain(&err);
+    assert_eq!(text, "refused: invalid_field: note.title is 1025 bytes, more than the limit of 1024");
+    assert!(outbox.pending().unwrap().is_empty(), "nothing written");
+}
+
+#[test]
+fn an_ack_removes_only_the_version_sent_and_a_newer_change_stays_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outbox = open(&dir);
+    let lease = Lease::new(Duration::from_secs(60));
+    let a = outbox.add("a", "1").unwrap();
+    let b = outbox.add("b", "1").unwrap();
+    let claimed = outbox.claim(&lease, 10, 1 << 20).unwrap();
+    // Edited while its version 1 is on the wire.
+    outbox.edit(&a.id, None, Some("2")).unwrap();
+    let results: Vec<_> = claimed.into_iter().map(|c| (c, Settled::Acked)).collect();
+    outbox.settle(&lease, &results).unwrap();
+    assert_eq!(entries(&outbox), vec![(a.id.clone(), 2)]);
+    assert_eq!(outbox.note(&a.id).unwrap().unwrap().state, State::Pending);
+    assert_eq!(outbox.note(&b.id).unwrap().unwrap().state, State::Sent);
+    assert_eq!(outbox.claim(&Lease::new(Duration::from_secs(60)), 10, 1 << 20).unwrap()[0].version, 2, "released");
+}
+
+#[test]
+fn a_failed_entry_keeps_its_place_with_an_attempt_and_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outbox = open(&dir);
+    let lease = Lease::new(Duration::from_secs(60));
+    outbox.add("a", "1").unwrap();
+    let claimed = outbox.claim(&lease, 10, 1 << 20).unwrap();
+    outbox.settle(&lease, &[(claimed[0].clone(), Settled::Failed("throttled".into()))]).unwrap();
+    let pending = outbox.pending().unwrap();
+    assert_eq!((pending[0].attempts, pending[0].last_error.as_deref()), (1, Some("throttled")));
+    assert_eq!(outbox.status().unwrap().last_error.as_deref(), Some("throttled"));
+}
+
+#[test]
+fn a_leased_entry_is_not_claimed_by_another_sender_until_its_lease_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outbox = open(&dir);
+    outbox.add("a", "1").unwrap();
+    let (first, second) = (Lease::new(Duration::from_secs(60)), Lease::new(Duration::from_secs(60)));
+    assert_eq!(outbox.claim(&first, 10, 1 << 20).unwrap().len(), 1);
+    assert!(outbox.claim(&second, 10, 1 << 20).unwrap().is_empty(), "held by a live lease");
+    outbox.conn.execute("UPDATE outbox SET lease_until = 0", []).unwrap();
+    assert_eq!(outbox.claim(&second, 10, 1 << 20).unwrap().len(), 1, "an expired lease is free");
+}
+
+#[test]
+fn the_lease_of_a_process_that_is_gone_ends_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outbox = open(&dir);
+    outbox.add("a", "1").unwrap();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    outbox
+        .conn
+        .execute("UPDATE outbox SET lease_owner = 'gone', lease_pid = ?1, lease_until = ?2", params_pid(dead_pid))
+        .unwrap();
+    assert_eq!(outbox.claim(&Lease::new(Duration::from_secs(60)), 10, 1 << 20).unwrap().len(), 1);
+}
+
+fn params_pid(pid: u32) -> (u32, i64) {
+    (pid, now_ms() + 3_600_000)
+}
+
+#[test]
+fn a_claim_takes_at_most_ten_entries_and_the_byte_limit_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outbox = open(&dir);
+    let ids: Vec<String> = (0..12).map(|i| outbox.add(&format!("t{i}"), &"b".repeat(1000)).unwrap().id).collect();
+    let lease = Lease::new(Duration::from_secs(60));
+    let ten = outbox.claim(&lease, 10, 1 << 20).unwrap();
+    assert_eq!(ten.iter().map(|c| c.note_id.clone()).collect::<Vec<_>>(), ids[..10]);
+    let other = Lease::new(Duration::from_secs(60));
+    let by_size = outbox.claim(&other, 10, 1500).unwrap();
+    assert_eq!(by_size.len(), 1, "the second entry would pass 1500 bytes");
+    assert_eq!(by_size[0].note_id, ids[10]);
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_reported_as_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.db");
+    std::fs::write(&path, "this is not a database, it is a grocery list ".repeat(100)).unwrap();
+    let err = Outbox::open(&path, &OpenOptions::default()).unwrap_err();
+    assert!(err.is_corrupt(), "{err:?}");
+}
+
+#[test]
+fn a_database_locked_by_another_writer_is_reported_as_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outbox = open(&dir);
+    let holder = rusqlite::Connection::open(dir.path().join("notes.db")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    outbox.conn.busy_timeout(Duration::from_millis(50)).unwrap();
+    let err = outbox.add("a", "b").unwrap_err();
+    assert!(err.is_locked(), "{err:?}");
+    assert!(err.to_string().contains("is locked by another process"));
+    holder.execute_batch("ROLLBACK").unwrap();
+    outbox.add("a", "b").unwrap();
+}
+
+#[test]
+fn rejected_marks_only_the_latest_sent_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outbox = open(&dir);
+    let lease = Lease::new(Duration::from_secs(60));
+    let a = outbox.add("a", "1").unwrap();
+    let claimed = outbox.claim(&lease, 10, 1 << 20).unwrap();
+    outbox.settle(&lease, &[(claimed[0].clone(), Settled::Acked)]).unwrap();
+    assert!(!outbox.mark_rejected(&a.id, 2, "x").unwrap(), "not its version");
+    assert!(outbox.mark_rejected(&a.id, 1, "invalid_field: y").unwrap());
+    let note = outbox.note(&a.id).unwrap().unwrap();
+    assert_eq!((note.state, note.reason.as_deref()), (State::Rejected, Some("invalid_field: y")));
+    assert_eq!(outbox.notes(Some(State::Rejected)).unwrap().len(), 1);
+}

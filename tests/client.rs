@@ -1,0 +1,181 @@
+//! The `notes` client against LocalStack (SQS, SSM): offline writes, the flag-driven
+//! `sync --watch`, two syncs at once, and a locked or corrupt database. The binary is driven
+//! as a user would; SQS is taken away with the fault proxy in front of LocalStack.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::cli::{NotesCli, terminate};
+use common::proxy::{Mode, Proxy};
+use common::{Emulator, create_queues, receive_n, sdk, unique};
+use notes_sync::client::outbox::{OpenOptions, Outbox};
+
+fn localstack() -> (String, SocketAddr) {
+    let port = Emulator::shared_localstack();
+    (format!("http://127.0.0.1:{port}"), SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+fn flags(on: bool, every: u32) -> String {
+    format!(r#"{{"features":{{"retry_pending_notes":{on},"retry_interval_seconds":{every}}}}}"#)
+}
+
+/// `(note id, version)` of each message body.
+fn sent(messages: &[aws_sdk_sqs::types::Message]) -> Vec<(String, u64)> {
+    messages
+        .iter()
+        .map(|m| {
+            let body: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            (body["note"]["id"].as_str().unwrap().to_owned(), body["note"]["version"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_notes_stay_pending_then_watch_drains_them_and_follows_the_flags_file() {
+    let (endpoint, addr) = localstack();
+    let sqs = aws_sdk_sqs::Client::new(&sdk(&endpoint).await);
+    let queues = create_queues(&sqs, &unique("offline"), 5, 30, false).await;
+    let proxy = Proxy::start(addr).await;
+    proxy.set(Mode::Down);
+    let cli = NotesCli::new(&proxy.endpoint(), &queues.url);
+
+    // GIVEN three notes written while SQS is unreachable
+    let mut ids = BTreeSet::new();
+    for i in 1..=3 {
+        let run = cli.ok(&["add", "--title", &format!("offline {i}"), "--body", "written on a train"], 0);
+        ids.insert(run.stdout.trim().to_owned());
+        assert!(run.stderr.contains(&format!("saved locally; {i} note")), "{}", run.stderr);
+        assert!(run.stderr.contains("queue unreachable"), "{}", run.stderr);
+    }
+    let status = cli.status();
+    assert_eq!(status["status"]["pending"], 3);
+    let why = status["status"]["last_error"].as_str().unwrap();
+    assert!(why.contains("dispatch failure") || why.contains("connect"), "status says why: {why}");
+    assert_eq!(cli.run(&["sync"]).code, Some(3), "sync says something is still pending");
+
+    // WHEN `sync --watch` runs with retries every second and SQS comes back
+    let flags_file = cli.path("flags.json");
+    std::fs::write(&flags_file, flags(true, 1)).unwrap();
+    let (mut watch, mut lines) = cli.spawn(&["sync", "--watch", "--flags", flags_file.to_str().unwrap()]);
+    lines.wait_for("queue unreachable", Duration::from_secs(20));
+    proxy.set(Mode::Up);
+
+    // THEN it drains them, each once
+    lines.wait_for("sent 3, failed 0, pending 0", Duration::from_secs(30));
+    let messages = receive_n(&sqs, &queues.url, 3, Duration::from_secs(10)).await;
+    assert_eq!(sent(&messages).into_iter().map(|(id, _)| id).collect::<BTreeSet<_>>(), ids);
+
+    // AND turning retries off takes effect on the next cycle: a new pending note stays
+    std::fs::write(&flags_file, flags(false, 1)).unwrap();
+    lines.wait_for("retry_pending_notes is off", Duration::from_secs(10));
+    proxy.set(Mode::Down);
+    let late = cli.ok(&["add", "--title", "late", "--body", "b"], 0).stdout.trim().to_owned();
+    proxy.set(Mode::Up);
+    lines.wait_for("retry_pending_notes is off", Duration::from_secs(10));
+    lines.wait_for("retry_pending_notes is off", Duration::from_secs(10));
+    assert_eq!(cli.status()["status"]["pending"], 1, "paused: nothing sent");
+    // AND turning them on again sends it
+    std::fs::write(&flags_file, flags(true, 1)).unwrap();
+    lines.wait_for("sent 1, failed 0, pending 0", Duration::from_secs(10));
+    assert_eq!(sent(&receive_n(&sqs, &queues.url, 1, Duration::from_secs(10)).await)[0].0, late);
+    assert_eq!(terminate(&mut watch), Some(0), "Ctrl-C/SIGTERM stops it cleanly");
+    assert_eq!(cli.status()["status"]["pending"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_from_ssm_take_effect_mid_watch_and_a_broken_parameter_keeps_the_last_good() {
+    let (endpoint, _) = localstack();
+    let config = sdk(&endpoint).await;
+    let (sqs, ssm) = (aws_sdk_sqs::Client::new(&config), aws_sdk_ssm::Client::new(&config));
+    let queues = create_queues(&sqs, &unique("ssm"), 5, 30, false).await;
+    let name = format!("/{}/client-flags", unique("stack"));
+    let put = |value: String| {
+        let (ssm, name) = (ssm.clone(), name.clone());
+        async move {
+            ssm.put_parameter().name(name).value(value).r#type("String".into()).overwrite(true).send().await.unwrap()
+        }
+    };
+    put(flags(false, 1)).await;
+    let cli = NotesCli::new(&endpoint, &queues.url);
+    let shown = cli.ok(&["flags", "--flags-ssm", &name, "--json"], 0).json();
+    assert_eq!(shown["flags"]["retry_pending_notes"], false);
+    assert_eq!(shown["origin"], format!("ssm {name}"));
+
+    // GIVEN a note written by an embedding app (no immediate send) and retries off in SSM
+    let note = Outbox::open(&cli.db, &OpenOptions::default()).unwrap().add("from the app", "b").unwrap();
+    let (mut watch, mut lines) = cli.spawn(&["sync", "--watch", "--flags-ssm", &name]);
+    lines.wait_for("retry_pending_notes is off", Duration::from_secs(20));
+
+    // WHEN the parameter breaks, THEN the last good flags stay (still off), with one warning
+    put("{\"features\":".into()).await;
+    lines.wait_for("malformed flags", Duration::from_secs(10));
+    lines.wait_for("retry_pending_notes is off", Duration::from_secs(10));
+    lines.wait_for("retry_pending_notes is off", Duration::from_secs(10));
+    assert_eq!(lines.seen.iter().filter(|l| l.contains("malformed flags")).count(), 1, "warned once");
+    assert_eq!(cli.status()["status"]["pending"], 1);
+
+    // WHEN retries are turned on in SSM, THEN the next cycle sends the note
+    put(flags(true, 1)).await;
+    lines.wait_for("sent 1, failed 0, pending 0", Duration::from_secs(10));
+    assert_eq!(sent(&receive_n(&sqs, &queues.url, 1, Duration::from_secs(10)).await), vec![(note.id, 1)]);
+    assert_eq!(terminate(&mut watch), Some(0));
+
+    // AND an out-of-range value is refused naming the field, keeping the last good flags
+    put(flags(true, 0)).await;
+    let run = cli.ok(&["flags", "--flags-ssm", &name, "--json"], 0);
+    assert!(run.stderr.contains("features.retry_interval_seconds is 0"), "{}", run.stderr);
+    assert_eq!(run.json()["flags"]["retry_pending_notes"], true);
+    assert!(run.json()["origin"].as_str().unwrap().contains("last good"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_syncs_at_once_never_send_the_same_entry_twice() {
+    let (endpoint, _) = localstack();
+    let sqs = aws_sdk_sqs::Client::new(&sdk(&endpoint).await);
+    let queues = create_queues(&sqs, &unique("two"), 5, 30, false).await;
+    let cli = NotesCli::new(&endpoint, &queues.url);
+    let mut outbox = Outbox::open(&cli.db, &OpenOptions::default()).unwrap();
+    let mut expected = BTreeSet::new();
+    for i in 0..200 {
+        let note = outbox.add(&format!("n{i}"), "b").unwrap();
+        expected.insert((note.id, 1));
+    }
+    drop(outbox);
+
+    let mut a = cli.command(&["sync", "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut b = cli.command(&["sync", "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let (a, b) = (a.wait().unwrap().code(), b.wait().unwrap().code());
+    // One may finish while the other still holds its last batch: "still pending" (3).
+    assert!(matches!(a, Some(0 | 3)) && matches!(b, Some(0 | 3)), "{a:?} {b:?}");
+    assert_eq!(cli.status()["status"]["pending"], 0);
+
+    let messages = receive_n(&sqs, &queues.url, 201, Duration::from_secs(15)).await;
+    let all = sent(&messages);
+    let unique: BTreeSet<_> = all.iter().cloned().collect();
+    assert_eq!(all.len(), unique.len(), "an entry was sent twice");
+    assert_eq!(unique, expected);
+}
+
+#[test]
+fn a_locked_or_corrupt_database_gives_a_clear_error_and_its_exit_code() {
+    let cli = NotesCli::new("http://127.0.0.1:9", "http://127.0.0.1:9/000000000000/none");
+    cli.ok(&["add", "--title", "t", "--body", "b"], 0);
+    let holder = rusqlite::Connection::open(&cli.db).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let run = cli.ok(&["--busy-timeout-ms", "100", "add", "--title", "t2", "--body", "b"], 4);
+    assert!(run.stderr.contains("is locked by another process"), "{}", run.stderr);
+    cli.ok(&["status"], 0); // readers are not blocked by a writer (WAL)
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+
+    std::fs::write(&cli.db, "not a database ".repeat(300)).unwrap();
+    for file in ["notes.db-wal", "notes.db-shm"] {
+        let _ = std::fs::remove_file(cli.path(file));
+    }
+    let run = cli.ok(&["status"], 5);
+    assert!(run.stderr.contains("is not a notes database or it is corrupt"), "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"));
+}

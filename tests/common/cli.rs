@@ -1,0 +1,154 @@
+//! The `notes` binary as the client tests drive it: a database of its own per test, AWS
+//! calls pointed at an emulator (or a proxy in front of one), nothing read from the user's
+//! environment.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// One client: its database, the endpoint it talks to and its queues.
+pub struct NotesCli {
+    pub db: PathBuf,
+    pub endpoint: String,
+    pub queue_url: String,
+    pub dlq_url: Option<String>,
+    dir: tempfile::TempDir,
+}
+
+/// A finished run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+impl NotesCli {
+    pub fn new(endpoint: &str, queue_url: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            db: dir.path().join("notes.db"),
+            endpoint: endpoint.to_owned(),
+            queue_url: queue_url.to_owned(),
+            dlq_url: None,
+            dir,
+        }
+    }
+
+    /// A file in this client's temporary directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_notes"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("NOTES_DB", &self.db)
+            .env("NOTES_QUEUE_URL", &self.queue_url)
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .stdin(Stdio::null());
+        if let Some(dlq) = &self.dlq_url {
+            command.env("NOTES_DLQ_URL", dlq);
+        }
+        // SAFETY: prctl is async-signal-safe; a client must not outlive its test.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        command
+    }
+
+    pub fn run<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Run {
+        let Output { status, stdout, stderr } = self.command(args).output().expect("run notes");
+        Run {
+            code: status.code(),
+            stdout: String::from_utf8(stdout).unwrap(),
+            stderr: String::from_utf8(stderr).unwrap(),
+        }
+    }
+
+    /// Runs and asserts the exit code.
+    pub fn ok<S: AsRef<std::ffi::OsStr>>(&self, args: &[S], code: i32) -> Run {
+        let run = self.run(args);
+        assert_eq!(run.code, Some(code), "notes {:?}: {run:?}", args.iter().map(|a| a.as_ref()).collect::<Vec<_>>());
+        run
+    }
+
+    /// `notes status --json`.
+    pub fn status(&self) -> Value {
+        self.ok(&["status", "--json"], 0).json()
+    }
+
+    /// Starts `notes <args>` with its stdout lines sent to a channel.
+    pub fn spawn<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> (Child, Lines) {
+        let mut child = self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start notes");
+        let (tx, rx) = mpsc::channel();
+        for out in [
+            child.stdout.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        (child, Lines { rx, seen: Vec::new() })
+    }
+}
+
+/// Output lines of a spawned client.
+pub struct Lines {
+    rx: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    /// Waits for a line containing `text`; panics with everything seen after `within`.
+    pub fn wait_for(&mut self, text: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line with {text:?} within {within:?}; seen:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+}
+
+/// SIGTERM, then the exit code.
+pub fn terminate(child: &mut Child) -> Option<i32> {
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap().code()
+}
