@@ -15,13 +15,13 @@ export SAM_CLI_TELEMETRY := 0
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-demo: ## The whole system locally: workload, retries, DLQ, alarm, SNS, redrive (no AWS, no Docker)
+demo: ## The whole system locally: workload, retries, DLQ, alarm, SNS, redrive, the notes client offline (no AWS, no Docker)
 	scripts/venvs.sh localstack moto
-	$(CARGO) build --locked --bin consumer
+	$(CARGO) build --locked --bin consumer --bin notes
 	.venv/moto/bin/python scripts/demo.py
 
-build: ## Build the consumer (debug)
-	$(CARGO) build --locked --bin consumer
+build: ## Build the consumer and the notes CLI (debug)
+	$(CARGO) build --locked --bin consumer --bin notes
 
 test: ## Every test: unit, integration (LocalStack + moto), template relations, sample events
 	scripts/venvs.sh localstack moto tools

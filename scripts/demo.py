@@ -10,7 +10,10 @@ Starts LocalStack and moto, provisions them from template.yaml (scripts/provisio
      them to the dead-letter queue;
   4. the DLQ-depth alarm goes to ALARM and its notification arrives through SNS;
   5. the store is back, so the DLQ is redriven with StartMessageMoveTask: the notes that
-     failed for the outage are stored, the malformed ones come back with their reason.
+     failed for the outage are stored, the malformed ones come back with their reason;
+  6. the `notes` client: notes written while SQS is unreachable stay pending in its SQLite
+     outbox (`notes status`), then `notes sync --watch` drains them under the feature flags
+     once SQS is back.
 
 Then it prints a summary. For speed (and said in the summary): backoff starts at 1 s and is
 capped at 8 s (deployed: 5 s and 900 s), and the alarm's period is 10 s instead of 60 s; its
@@ -35,6 +38,8 @@ STATE = ROOT / ".local"
 SQS_ENDPOINT = "http://127.0.0.1:4566"
 MOTO = ("127.0.0.1", 5000)
 STORE_PROXY = ("127.0.0.1", 5077)
+SQS = ("127.0.0.1", 4566)
+SQS_PROXY = ("127.0.0.1", 4577)
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
                "AWS_DEFAULT_REGION": "us-east-1"}
 os.environ.update(CREDENTIALS)
@@ -46,11 +51,12 @@ def say(text):
     print(f"[{time.monotonic() - START:5.1f}s] {text}", flush=True)
 
 
-class StoreSwitch:
-    """A TCP proxy in front of moto that can refuse the consumer (an outage) and come back
-    on the same address with the data intact."""
+class Switch:
+    """A TCP proxy in front of an emulator that can refuse its clients (an outage) and come
+    back on the same address with the data intact: moto for the consumer, SQS for the client."""
 
-    def __init__(self):
+    def __init__(self, listen, upstream):
+        self.listen, self.upstream = listen, upstream
         self.up = True
         self.writers = set()
         self.loop = asyncio.new_event_loop()
@@ -58,14 +64,14 @@ class StoreSwitch:
         asyncio.run_coroutine_threadsafe(self.serve(), self.loop).result()
 
     async def serve(self):
-        self.server = await asyncio.start_server(self.handle, *STORE_PROXY)
+        self.server = await asyncio.start_server(self.handle, *self.listen)
 
     async def handle(self, reader, writer):
         if not self.up:
             writer.close()
             return
         try:
-            up_reader, up_writer = await asyncio.open_connection(*MOTO)
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         except OSError:
             writer.close()
             return
@@ -105,7 +111,7 @@ class Demo:
     # ------------------------------------------------------------------ setup and teardown
     def start(self):
         if subprocess.run([ROOT / "scripts/emulators.sh", "running"]).returncode != 0:
-            say("starting LocalStack (SQS, SNS, CloudWatch) and moto (DynamoDB) on 127.0.0.1")
+            say("starting LocalStack (SQS, SNS, CloudWatch, SSM) and moto (DynamoDB) on 127.0.0.1")
             subprocess.run([ROOT / "scripts/emulators.sh", "up"], check=True, stdout=subprocess.DEVNULL)
             self.started_emulators = True
         stack = f"demo-{int(time.time())}"
@@ -118,7 +124,8 @@ class Demo:
             f"{self.r['alarm_name']} (> {self.r['alarm_threshold']:.0f} for {self.r['alarm_evaluation_periods']} periods)")
         self.sqs = boto3.client("sqs", endpoint_url=SQS_ENDPOINT)
         self.dynamodb = boto3.client("dynamodb", endpoint_url=f"http://{MOTO[0]}:{MOTO[1]}")
-        self.store = StoreSwitch()
+        self.store = Switch(STORE_PROXY, MOTO)
+        self.sqs_switch = Switch(SQS_PROXY, SQS)
         self.log_path = STATE / "demo-consumer.log"
         env = {**os.environ, "TABLE_NAME": self.r["table"], "DLQ_URL": self.r["dlq_url"],
                "MAX_RECEIVE_COUNT": str(self.r["max_receive_count"]), "BACKOFF_BASE_SECONDS": "1",
@@ -234,7 +241,61 @@ class Demo:
         self.wait("the move task", self.move_done, timeout=60)
         self.wait("the redriven notes stored", lambda: self.stored() == 25, timeout=60)
         self.wait("the malformed ones dead-lettered again", lambda: self.depth(dlq) == 103 and self.depth(self.r["queue_url"]) == 0, timeout=60)
-        self.summary(notification, reasons)
+        self.redriven = self.stored() - 20
+        client = self.client()
+        self.summary(notification, reasons, client)
+
+    # ------------------------------------------------------------------ the client
+    def notes(self, *args, check=True):
+        """Runs the `notes` CLI against the source queue, through the SQS switch."""
+        out = subprocess.run([ROOT / "target/debug/notes", *args], env=self.client_env, capture_output=True,
+                             text=True)
+        if check and out.returncode not in (0, 3):
+            raise SystemExit(f"demo: notes {' '.join(args)} failed ({out.returncode}): {out.stderr}")
+        return out
+
+    def client(self):
+        db = STATE / "demo-notes.db"
+        for f in STATE.glob("demo-notes.db*"):
+            f.unlink()
+        flags = STATE / "demo-flags.json"
+        flags.write_text(json.dumps({"features": {"retry_pending_notes": True, "retry_interval_seconds": 2}}))
+        self.client_env = {**os.environ, "NOTES_DB": str(db), "NOTES_QUEUE_URL": self.r["queue_url"],
+                           "AWS_ENDPOINT_URL": f"http://{SQS_PROXY[0]}:{SQS_PROXY[1]}"}
+        before = self.stored()
+
+        say("6. client: SQS unreachable; 5 notes written with `notes add` (one edited twice) stay pending")
+        self.sqs_switch.set(False)
+        ids = [self.notes("add", "--title", f"offline {i}", "--body", "written on a train").stdout.strip()
+               for i in range(5)]
+        for body in ("second draft", "final draft"):
+            last = self.notes("edit", ids[0], "--body", body)
+        say(f"   notes edit {ids[0]}: {last.stderr.strip()}")
+        status = json.loads(self.notes("status", "--json").stdout)["status"]
+        say(f"   notes status: {status['pending']} pending, up to {status['max_attempts']} attempt(s), "
+            f"last error: {(status['last_error'] or '')[:90]}")
+
+        say(f"   notes sync --watch --flags {flags.relative_to(ROOT)} (retry_pending_notes true, every 2 s); "
+            "SQS back after 5 s")
+        watch = subprocess.Popen([ROOT / "target/debug/notes", "sync", "--watch", "--flags", str(flags)],
+                                 env=self.client_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.processes.append(watch)
+        lines = []
+        threading.Thread(target=lambda: lines.extend(watch.stdout), daemon=True).start()
+        time.sleep(5)
+        self.sqs_switch.set(True)
+        self.wait("the client's notes stored", lambda: self.stored() == before + 5, timeout=60)
+        watch.send_signal(signal.SIGTERM)
+        watch.wait(timeout=30)
+        for line in lines:
+            if line.startswith("sent"):
+                say(f"   watch: {line.strip()}")
+        status = json.loads(self.notes("status", "--json").stdout)["status"]
+        say(f"   notes status: {status['pending']} pending, {status['sent']} sent; "
+            f"stored in DynamoDB: {self.stored() - before}")
+        self.sent_valid += 5
+        return {"written": 5, "edits": 2, "pending_offline": 5, "stored": self.stored() - before,
+                "pending_after": status["pending"]}
 
     def dlq_reasons(self, dlq):
         """Counts the DLQ's messages by error kind: receives them all (hidden for a minute),
@@ -260,7 +321,7 @@ class Demo:
             raise SystemExit(f"demo: the move task failed: {tasks[0].get('FailureReason')}")
         return bool(tasks) and tasks[0]["Status"] == "COMPLETED"
 
-    def summary(self, notification, reasons):
+    def summary(self, notification, reasons, client):
         logs = self.logs()
         outcomes = [l for l in logs if l.get("event") == "outcome"]
         retries = [l for l in outcomes if l.get("outcome") == "retry"]
@@ -279,8 +340,11 @@ class Demo:
         print(f"  dead-lettered   {sum(reasons.values())}: " + ", ".join(f"{n} {k}" for k, n in reasons.most_common()))
         print(f"  alarm           {notification['AlarmName']}: ALARM, notification received through SNS "
               f"(period 10 s for the demo; template: {self.r['template_alarm_period']} s)")
-        print(f"  redrive         StartMessageMoveTask: {stored - 20} outage notes stored; "
+        print(f"  redrive         StartMessageMoveTask: {self.redriven} outage notes stored; "
               f"{in_dlq} malformed back in the DLQ with their reason (fix the sender, then purge)")
+        print(f"  client          {client['written']} notes written offline ({client['edits']} edits coalesced), "
+              f"{client['pending_offline']} pending while SQS was down; sync --watch drained them: "
+              f"{client['stored']} stored, {client['pending_after']} pending")
         print(f"  DLQ depth       {in_dlq}")
         lost = sent - stored - in_dlq
         print(f"  lost            {lost}   (sent {sent} = stored {stored} + in DLQ {in_dlq})")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Local stand-ins for AWS, on this machine's loopback only:
-#   LocalStack (SQS, SNS, CloudWatch) on 127.0.0.1:4566 and moto (DynamoDB) on 127.0.0.1:5000.
+#   LocalStack (SQS, SNS, CloudWatch, SSM) on 127.0.0.1:4566 and moto (DynamoDB) on 127.0.0.1:5000.
 #
 #   scripts/emulators.sh up          start both in the background (pid files and logs in .local/)
 #   scripts/emulators.sh provision   create the demo queues and the notes table
@@ -51,7 +51,7 @@ up() {
   "$root/scripts/venvs.sh" localstack moto
   mkdir -p "$state/localstack-fs"
   OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$state/localstack-fs" GATEWAY_LISTEN=127.0.0.1:4566 \
-    LOCALSTACK_HOST=127.0.0.1:4566 SQS_ENDPOINT_STRATEGY=path SERVICES=sqs,sns,cloudwatch \
+    LOCALSTACK_HOST=127.0.0.1:4566 SQS_ENDPOINT_STRATEGY=path SERVICES=sqs,sns,cloudwatch,ssm \
     SQS_CLOUDWATCH_METRICS_REPORT_INTERVAL=5 DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
     start_bg localstack "$state/localstack.log" "$venvs/localstack/bin/python" -m localstack.runtime.main
   start_bg moto "$state/moto.log" "$venvs/moto/bin/moto_server" -H 127.0.0.1 -p 5000

@@ -1,5 +1,6 @@
 """Creates in the local emulators what template.yaml creates in AWS, from the template's own
-values: queue attributes, redrive policy, table keys, the DLQ-depth alarm and its topic.
+values: queue attributes, redrive policy, table keys, the DLQ-depth alarm and its topic, and
+the client feature flags parameter in SSM.
 No number is copied here; change the template and the local system follows.
 
     provision.py [--sqs-endpoint URL] [--dynamodb-endpoint URL] [--stack NAME]
@@ -182,11 +183,15 @@ def main():
         if table not in dynamodb.list_tables()["TableNames"]:
             dynamodb.create_table(TableName=table, AttributeDefinitions=table_props["AttributeDefinitions"],
                                   KeySchema=table_props["KeySchema"], BillingMode=table_props["BillingMode"])
+        # The client feature flags parameter, with the template's name and initial value.
+        ssm = boto3.client("ssm", endpoint_url=args.sqs_endpoint, region_name=REGION)
+        flags = t.properties(t.find("AWS::SSM::Parameter"))
+        ssm.put_parameter(Name=flags["Name"], Value=flags["Value"], Type=flags["Type"], Overwrite=True)
         max_receive_count = t.properties(source_id)["RedrivePolicy"]["maxReceiveCount"]
         out[queue_type] = {
             "queue_url": url, "queue_arn": arn, "dlq_url": dlq_url, "dlq_arn": dlq_arn,
             "max_receive_count": int(max_receive_count), "table": table,
-            "topic_arn": topic_arn, "alarm_inbox_url": inbox_url,
+            "topic_arn": topic_arn, "alarm_inbox_url": inbox_url, "flags_parameter": flags["Name"],
             "alarm_name": alarm["AlarmName"], "alarm_threshold": alarm["Threshold"],
             "alarm_evaluation_periods": alarm["EvaluationPeriods"],
             "alarm_period": alarm["Period"], "template_alarm_period": int(template_period),

@@ -179,3 +179,25 @@ fn a_locked_or_corrupt_database_gives_a_clear_error_and_its_exit_code() {
     assert!(run.stderr.contains("is not a notes database or it is corrupt"), "{}", run.stderr);
     assert!(!run.stderr.contains("panicked"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_fifo_queue_each_note_is_its_own_group_deduplicated_by_note_and_version() {
+    let (endpoint, _) = localstack();
+    let sqs = aws_sdk_sqs::Client::new(&sdk(&endpoint).await);
+    let queues = create_queues(&sqs, &unique("fifo"), 5, 30, true).await;
+    let cli = NotesCli::new(&endpoint, &queues.url);
+    let id = cli.ok(&["add", "--title", "ordered", "--body", "1"], 0).stdout.trim().to_owned();
+    let run = cli.ok(&["edit", &id, "--body", "2"], 0);
+    assert!(run.stderr.contains("sent; nothing pending"), "{}", run.stderr);
+
+    let messages = receive_n(&sqs, &queues.url, 2, Duration::from_secs(10)).await;
+    assert_eq!(sent(&messages), vec![(id.clone(), 1), (id.clone(), 2)], "in order");
+    for (m, version) in messages.iter().zip(1..) {
+        let attributes = m.attributes().unwrap();
+        assert_eq!(attributes[&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId], id);
+        assert_eq!(
+            attributes[&aws_sdk_sqs::types::MessageSystemAttributeName::MessageDeduplicationId],
+            format!("{id}:{version}")
+        );
+    }
+}

@@ -400,3 +400,31 @@ fn sqs_event_source_reports_batch_item_failures() {
     );
     assert!(event.get("ScalingConfig").and_then(|s| s.get("MaximumConcurrency")).is_some());
 }
+
+#[test]
+fn client_policy_grants_only_send_on_the_source_queue_and_read_on_the_flags_parameter() {
+    let t = Template::load();
+    let (source_id, _) = t.source_queue();
+    let policies: Vec<_> = t.resources_of_type("AWS::IAM::ManagedPolicy").collect();
+    assert_eq!(policies.len(), 1, "one managed policy for client apps");
+    let (id, policy) = policies[0];
+    let statements =
+        prop(policy, "PolicyDocument").and_then(|d| d.get("Statement")).and_then(Value::as_sequence).unwrap();
+    let grants: Vec<(String, String)> =
+        statements.iter().map(|s| (text(&s["Action"]), format!("{:?}", s["Resource"]))).collect();
+    assert_eq!(grants.len(), 2, "{grants:?}");
+    assert_eq!(grants[0].0, "sqs:SendMessage");
+    assert_eq!(get_att_of(&statements[0]["Resource"], "Arn"), Some(source_id), "send only to the source queue");
+    assert_eq!(grants[1].0, "ssm:GetParameter");
+    let (flags_id, _) = t.resources_of_type("AWS::SSM::Parameter").next().expect("the flags parameter");
+    assert!(
+        grants[1].1.contains(&format!("parameter${{{flags_id}}}")),
+        "read only the flags parameter: {}",
+        grants[1].1
+    );
+    let outputs = t.section("Outputs");
+    assert!(
+        outputs.values().any(|o| o.get("Value") == Some(&reference(id))),
+        "an output gives the policy's ARN so an app's role can attach it"
+    );
+}

@@ -49,7 +49,7 @@ pub async fn after_write(app: &App, note: &NoteRecord) -> anyhow::Result<()> {
         eprintln!("saved locally; {} pending (no queue configured)", output::notes_count(pending));
         return Ok(());
     }
-    let transport = transport(app).await?;
+    let transport = SqsTransport::new(aws_sdk_sqs::Client::new(&app.sdk_single_attempt().await), app.queue_url()?);
     let report = sync::sync_once(&mut outbox, &transport, &Lease::new(LEASE), &app.stop, &mut |_| {}).await?;
     match (&report.unreachable, report.pending) {
         (None, 0) => eprintln!("sent; nothing pending"),
@@ -94,21 +94,21 @@ pub async fn watch(app: &App, json: bool) -> anyhow::Result<()> {
     app.stop_on_signals();
     let mut on_event = |event: WatchEvent| match event {
         WatchEvent::FlagsWarning(w) => eprintln!("notes: warning: {w}"),
+        WatchEvent::Synced { report, next_in, .. } if json => {
+            println!("{}", serde_json::json!({"event": "synced", "report": report, "next_in_s": next_in.as_secs()}));
+        }
         WatchEvent::Synced { report, next_in, .. } => {
-            print_report(&report, json);
-            if !json {
-                println!("next sync in {}", output::duration(next_in.as_secs()));
-            }
+            print_report(&report, false);
+            println!("next sync in {}", output::duration(next_in.as_secs()));
         }
-        WatchEvent::Paused { flags, next_in } => {
-            if !json {
-                println!(
-                    "retry_pending_notes is off ({}); reading the flags again in {}",
-                    flags.origin,
-                    output::duration(next_in.as_secs())
-                );
-            }
+        WatchEvent::Paused { flags, next_in } if json => {
+            println!("{}", serde_json::json!({"event": "paused", "flags": flags, "next_in_s": next_in.as_secs()}));
         }
+        WatchEvent::Paused { flags, next_in } => println!(
+            "retry_pending_notes is off ({}); reading the flags again in {}",
+            flags.origin,
+            output::duration(next_in.as_secs())
+        ),
         _ => {}
     };
     sync::watch(&mut outbox, &transport, &Lease::new(LEASE), &source, &app.stop, &mut on_event, &mut progress_bar())

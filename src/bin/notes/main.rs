@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use clap::{Parser, Subcommand};
 use notes_sync::client::flags::FlagsSource;
@@ -199,9 +200,20 @@ impl App {
     }
 
     async fn sdk(&self) -> aws_config::SdkConfig {
+        self.sdk_with(RetryConfig::standard()).await
+    }
+
+    /// `add`/`edit`/`delete` try the queue once: offline, the user should not wait for retries
+    /// of a send that `sync` makes later anyway.
+    async fn sdk_single_attempt(&self) -> aws_config::SdkConfig {
+        self.sdk_with(RetryConfig::disabled()).await
+    }
+
+    async fn sdk_with(&self, retry: RetryConfig) -> aws_config::SdkConfig {
         // Each call must end well within the outbox lease (60 s), so that no entry is still
         // being sent when another process may claim it.
         aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(retry)
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(3))
