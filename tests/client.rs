@@ -145,11 +145,18 @@ async fn two_syncs_at_once_never_send_the_same_entry_twice() {
     }
     drop(outbox);
 
-    let mut a = cli.command(&["sync", "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    let mut b = cli.command(&["sync", "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    let (a, b) = (a.wait().unwrap().code(), b.wait().unwrap().code());
+    let a = cli.command(&["sync", "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let b = cli.command(&["sync", "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     // One may finish while the other still holds its last batch: "still pending" (3).
-    assert!(matches!(a, Some(0 | 3)) && matches!(b, Some(0 | 3)), "{a:?} {b:?}");
+    for run in [&a, &b] {
+        assert!(matches!(run.status.code(), Some(0 | 3)), "{run:?}");
+    }
+    let count = |out: &std::process::Output| -> u64 {
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["sent"].as_u64().unwrap()
+    };
+    eprintln!("the two syncs sent {} and {}", count(&a), count(&b));
+    assert_eq!(count(&a) + count(&b), 200, "each entry acknowledged once");
     assert_eq!(cli.status()["status"]["pending"], 0);
 
     let messages = receive_n(&sqs, &queues.url, 201, Duration::from_secs(15)).await;

@@ -97,8 +97,11 @@ async fn list(app: &App, dlq: &Dlq, reason: Option<&str>, json: bool) -> anyhow:
 }
 
 /// Marks this database's own notes whose latest version is in the DLQ as `rejected`. Best
-/// effort: an operator without a local database (or its notes) loses nothing by it.
+/// effort, and only where a database already exists: an operator's machine gets none made.
 fn mark_own_rejected(app: &App, letters: &[DeadLetter]) {
+    if !app.db_path().is_ok_and(|p| p.exists()) {
+        return;
+    }
     let Ok(outbox) = app.open() else { return };
     for l in letters {
         let Ok(body) = serde_json::from_str::<serde_json::Value>(&l.body) else { continue };

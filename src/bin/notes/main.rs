@@ -187,14 +187,19 @@ struct App {
 }
 
 impl App {
-    fn open(&self) -> anyhow::Result<Outbox> {
-        let path = match &self.cli.db {
+    /// `--db`, or `notes.db` in the platform's per-user data directory.
+    fn db_path(&self) -> anyhow::Result<PathBuf> {
+        Ok(match &self.cli.db {
             Some(path) => path.clone(),
             None => directories::ProjectDirs::from("", "", "notes-sync")
                 .context("no home directory to keep the notes database in: pass --db or set NOTES_DB")?
                 .data_dir()
                 .join("notes.db"),
-        };
+        })
+    }
+
+    fn open(&self) -> anyhow::Result<Outbox> {
+        let path = self.db_path()?;
         let options = OpenOptions::default().busy_timeout(Duration::from_millis(self.cli.busy_timeout_ms));
         Ok(Outbox::open(&path, &options)?)
     }

@@ -124,34 +124,51 @@ fn now_rfc3339() -> String {
 impl Outbox {
     /// Adds a note at version 1 and queues it; returns it.
     pub fn add(&mut self, title: &str, body: &str) -> Result<NoteRecord, OutboxError> {
-        let id = format!("n-{}", random_hex(8));
-        self.write(&id, None, Op::Upsert, title, body)
+        loop {
+            // A fresh random id; a collision (vanishingly rare) simply draws another.
+            let id = format!("n-{}", random_hex(8));
+            if let Some(note) = self.write(&id, None, Op::Upsert, title, body)? {
+                return Ok(note);
+            }
+        }
     }
 
     /// Replaces a note's title and/or body at the next version and queues it.
     pub fn edit(&mut self, id: &str, title: Option<&str>, body: Option<&str>) -> Result<NoteRecord, OutboxError> {
-        let current = self.note(id)?.ok_or_else(|| OutboxError::NotFound(id.to_owned()))?;
-        if current.deleted {
-            return Err(OutboxError::Deleted(id.to_owned()));
+        loop {
+            let current = self.live(id)?;
+            let title = title.unwrap_or(&current.title).to_owned();
+            let body = body.unwrap_or(&current.body).to_owned();
+            // Another process changed the note since it was read: merge onto its new version.
+            if let Some(note) = self.write(id, Some(current.version), Op::Upsert, &title, &body)? {
+                return Ok(note);
+            }
         }
-        let title = title.unwrap_or(&current.title).to_owned();
-        let body = body.unwrap_or(&current.body).to_owned();
-        self.write(id, Some(current.version), Op::Upsert, &title, &body)
     }
 
     /// Deletes a note: a tombstone at the next version, queued like any change. A pending
     /// edit of the note is superseded: the outbox sends only the delete.
     pub fn delete(&mut self, id: &str) -> Result<NoteRecord, OutboxError> {
+        loop {
+            let current = self.live(id)?;
+            if let Some(note) = self.write(id, Some(current.version), Op::Delete, "", "")? {
+                return Ok(note);
+            }
+        }
+    }
+
+    /// The note, if it exists and is not deleted.
+    fn live(&self, id: &str) -> Result<NoteRecord, OutboxError> {
         let current = self.note(id)?.ok_or_else(|| OutboxError::NotFound(id.to_owned()))?;
         if current.deleted {
             return Err(OutboxError::Deleted(id.to_owned()));
         }
-        self.write(id, Some(current.version), Op::Delete, "", "")
+        Ok(current)
     }
 
     /// Writes the note's next version and its outbox entry in one transaction. The version
-    /// read before is checked again inside the transaction, so two processes editing the same
-    /// note at once cannot both write the same version.
+    /// read before (`base`) is checked again inside the transaction, so two processes editing
+    /// the same note at once cannot both write the same version: `Ok(None)` if it changed.
     fn write(
         &mut self,
         id: &str,
@@ -159,7 +176,7 @@ impl Outbox {
         op: Op,
         title: &str,
         body: &str,
-    ) -> Result<NoteRecord, OutboxError> {
+    ) -> Result<Option<NoteRecord>, OutboxError> {
         let version = base.unwrap_or(0) + 1;
         let updated_at = now_rfc3339();
         let deleted = op == Op::Delete;
@@ -180,13 +197,7 @@ impl Outbox {
         let stored: Option<i64> =
             tx.query_row("SELECT version FROM notes WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(err)?;
         if stored.map(|v| v as u64) != base {
-            // Changed by another process since it was read: try again on the new version.
-            drop(tx);
-            return match op {
-                Op::Delete => self.delete(id),
-                Op::Upsert if base.is_none() => self.add(title, body),
-                Op::Upsert => self.edit(id, Some(title), Some(body)),
-            };
+            return Ok(None);
         }
         tx.execute(
             "INSERT INTO notes (id, version, title, body, deleted, updated_at, state, reason)
@@ -214,7 +225,7 @@ impl Outbox {
         )
         .map_err(err)?;
         tx.commit().map_err(err)?;
-        Ok(self.note(id)?.expect("just written"))
+        Ok(Some(self.note(id)?.expect("just written")))
     }
 
     /// One note.
