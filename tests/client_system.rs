@@ -223,6 +223,7 @@ async fn dlq_list_leaves_the_dlq_unchanged_and_full_and_selective_redrive_lose_n
         (Some(2), Some(2), Some(3))
     );
     eventually("3 stored", Duration::from_secs(30), || async { system.stored_count().await == 3 }).await;
+    assert_eq!(open(&cli).note(&own.id).unwrap().unwrap().state, State::Sent, "own note back in the queue");
     // WHEN the malformed ones are moved back with a move task, THEN they return with their reason
     let run = cli.ok(&["dlq", "redrive"], 0);
     assert!(run.stdout.contains("COMPLETED: moved 3"), "{run:?}");

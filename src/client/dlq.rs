@@ -127,6 +127,9 @@ pub struct SelectiveReport {
     pub deleted: u64,
     /// Dead letters left in the DLQ (not matched, or not resent).
     pub kept: u64,
+    /// The bodies that were resent (a client marks its own notes as no longer rejected).
+    #[serde(skip)]
+    pub resent_bodies: Vec<String>,
 }
 
 /// A move task's state, from `ListMessageMoveTasks`.
@@ -259,6 +262,7 @@ impl Dlq {
             let acked: Vec<&DeadLetter> =
                 out.successful.iter().filter_map(|s| s.id.parse::<usize>().ok().and_then(|i| chunk.get(i))).collect();
             report.resent += acked.len() as u64;
+            report.resent_bodies.extend(acked.iter().map(|l| l.body.clone()));
             report.kept += (chunk.len() - acked.len()) as u64;
             if acked.is_empty() {
                 continue;

@@ -4,6 +4,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Context;
 use notes_sync::client::dlq::{DeadLetter, Dlq, PROGRESS_EVERY, Selection};
+use notes_sync::client::outbox::Outbox;
 
 use super::App;
 use super::output::{cut, duration};
@@ -60,6 +61,11 @@ pub async fn run(app: &App, command: &DlqCommand) -> anyhow::Result<()> {
             match selection {
                 Some(selection) => {
                     let report = dlq.redrive_selected(app.queue_url()?, &selection).await?;
+                    if let Some(outbox) = local_outbox(app) {
+                        for (id, version) in report.resent_bodies.iter().filter_map(|b| own_note(&outbox, b)) {
+                            let _ = outbox.unreject(Some((&id, version)));
+                        }
+                    }
                     if *json {
                         println!("{}", serde_json::to_string(&report)?);
                     } else {
@@ -96,23 +102,27 @@ async fn list(app: &App, dlq: &Dlq, reason: Option<&str>, json: bool) -> anyhow:
     Ok(())
 }
 
-/// Marks this database's own notes whose latest version is in the DLQ as `rejected`. Best
-/// effort, and only where a database already exists: an operator's machine gets none made.
+/// This client's database, if one exists already: an operator's machine gets none made.
+fn local_outbox(app: &App) -> Option<Outbox> {
+    app.db_path().is_ok_and(|p| p.exists()).then(|| app.open().ok()).flatten()
+}
+
+/// `(note id, version)` when a dead letter's body is a change written by this database's client.
+fn own_note(outbox: &Outbox, body: &str) -> Option<(String, u64)> {
+    let body: serde_json::Value = serde_json::from_str(body).ok()?;
+    (body["client_id"].as_str()? == outbox.client_id())
+        .then(|| Some((body["note"]["id"].as_str()?.to_owned(), body["note"]["version"].as_u64()?)))
+        .flatten()
+}
+
+/// Marks this database's own notes whose latest version is in the DLQ as `rejected` (best
+/// effort: listing must work without a database).
 fn mark_own_rejected(app: &App, letters: &[DeadLetter]) {
-    if !app.db_path().is_ok_and(|p| p.exists()) {
-        return;
-    }
-    let Ok(outbox) = app.open() else { return };
+    let Some(outbox) = local_outbox(app) else { return };
     for l in letters {
-        let Ok(body) = serde_json::from_str::<serde_json::Value>(&l.body) else { continue };
-        let (Some(client), Some(id), Some(version)) =
-            (body["client_id"].as_str(), body["note"]["id"].as_str(), body["note"]["version"].as_u64())
-        else {
-            continue;
-        };
-        if client == outbox.client_id() {
+        if let Some((id, version)) = own_note(&outbox, &l.body) {
             let why = format!("{}: {}", l.kind, l.reason.as_deref().unwrap_or("failed every delivery"));
-            let _ = outbox.mark_rejected(id, version, &why);
+            let _ = outbox.mark_rejected(&id, version, &why);
         }
     }
 }
@@ -146,6 +156,12 @@ async fn redrive_all(
             }
             if let Some(reason) = task.failure_reason.filter(|_| task.status == "FAILED") {
                 anyhow::bail!("the move task failed: {reason}");
+            }
+            if task.status == "COMPLETED"
+                && let Some(outbox) = local_outbox(app)
+            {
+                // Everything went back to the queue, this client's rejected notes too.
+                let _ = outbox.unreject(None);
             }
             return Ok(());
         }

@@ -60,7 +60,7 @@ pub fn status(status: &Status, flags: &InForce, pending: &[Pending]) {
         println!("attempts  up to {}", status.max_attempts);
     }
     if let Some(error) = &status.last_error {
-        println!("last error {error}");
+        println!("error     {error}");
     }
     println!("sent      {}\nrejected  {}", notes_count(status.sent), notes_count(status.rejected));
     println!(

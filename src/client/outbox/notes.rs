@@ -303,6 +303,20 @@ impl Outbox {
         })
     }
 
+    /// Marks a rejected note `sent` again once its dead letter went back to the queue:
+    /// `Some((id, version))` for one note at that version, `None` for every rejected note.
+    pub fn unreject(&self, which: Option<(&str, u64)>) -> Result<u64, OutboxError> {
+        let (id, version) = which.map_or((None, None), |(i, v)| (Some(i), Some(v as i64)));
+        self.conn
+            .execute(
+                "UPDATE notes SET state = 'sent', reason = NULL
+                 WHERE state = 'rejected' AND (?1 IS NULL OR (id = ?1 AND version = ?2))",
+                params![id, version],
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
     /// Marks a note rejected when `version` is still its latest (the consumer dead-lettered
     /// it). Returns whether it did.
     pub fn mark_rejected(&self, id: &str, version: u64, reason: &str) -> Result<bool, OutboxError> {

@@ -187,4 +187,6 @@ fn rejected_marks_only_the_latest_sent_version() {
     let note = outbox.note(&a.id).unwrap().unwrap();
     assert_eq!((note.state, note.reason.as_deref()), (State::Rejected, Some("invalid_field: y")));
     assert_eq!(outbox.notes(Some(State::Rejected)).unwrap().len(), 1);
+    assert_eq!(outbox.unreject(Some((&a.id, 1))).unwrap(), 1, "its dead letter went back to the queue");
+    assert_eq!(outbox.note(&a.id).unwrap().unwrap().state, State::Sent);
 }
