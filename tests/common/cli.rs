@@ -2,7 +2,6 @@
 //! calls pointed at an emulator (or a proxy in front of one), nothing read from the user's
 //! environment.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -102,21 +101,7 @@ impl NotesCli {
     /// Starts `notes <args>` with its stdout lines sent to a channel.
     pub fn spawn<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> (Child, Lines) {
         let mut child = self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start notes");
-        let (tx, rx) = mpsc::channel();
-        for out in [
-            child.stdout.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
+        let rx = super::emulators::output_lines(&mut child);
         (child, Lines { rx, seen: Vec::new() })
     }
 }

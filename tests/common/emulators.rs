@@ -96,21 +96,7 @@ impl Emulator {
             });
         }
         let mut child = command.spawn().expect("start emulator");
-        let (tx, rx) = mpsc::channel::<String>();
-        for out in [
-            child.stdout.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
+        let rx = output_lines(&mut child);
         let started = Instant::now();
         let mut seen = Vec::new();
         loop {
@@ -144,6 +130,26 @@ impl Emulator {
             let _ = child.wait();
         }
     }
+}
+
+/// The piped stdout and stderr lines of `child`, as they come, each read by its own thread.
+pub fn output_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel::<String>();
+    for out in [
+        child.stdout.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+        child.stderr.take().map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    rx
 }
 
 impl Drop for Emulator {
