@@ -6,8 +6,11 @@
 //! changes: each message's `ApproximateReceiveCount` on the DLQ rises by one per look; the
 //! DLQ has no redrive policy, so that moves nothing, and the consumer's own `receive_count`
 //! attribute (the count that mattered) is untouched. For a moment the messages are in flight,
-//! not visible; if the process dies then, they become visible again after the hold (30 s).
+//! not visible; if the process dies then, they become visible again after the hold (60 s).
 //! Standard queues promise no order; on a FIFO DLQ the release restores each group's head.
+//! Limits: SQS lets at most 120,000 messages of a standard queue be in flight (20,000 for
+//! FIFO), so a larger DLQ is listed in part; and a FIFO queue hands out no more of a message
+//! group while some of it is in flight, so a FIFO DLQ shows each group's first batch.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -20,8 +23,9 @@ use serde::Serialize;
 
 use super::error_chain;
 
-/// How long a peek hides the messages it has seen (until it releases them).
-const HOLD_SECONDS: i32 = 30;
+/// How long a peek hides the messages it has seen (until it releases them): long enough to
+/// read a large DLQ without meeting the first messages again.
+const HOLD_SECONDS: i32 = 60;
 
 /// The kind shown for messages that SQS's redrive policy moved (they carry no attributes).
 pub const REDRIVE_POLICY_KIND: &str = "max_receive_count";
@@ -189,11 +193,18 @@ impl Dlq {
                 break;
             }
             let now = super::outbox::now_ms();
+            let mut new = 0;
             for m in batch {
                 let letter = DeadLetter::from_message(m, now);
                 if seen.insert(letter.message_id.clone()) {
                     letters.push(letter);
+                    new += 1;
                 }
+            }
+            // Only messages seen before: the hold ran out on a very large queue; stop here
+            // rather than go round again.
+            if new == 0 {
+                break;
             }
         }
         Ok(letters)
