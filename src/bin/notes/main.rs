@@ -184,6 +184,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 struct App {
     cli: Cli,
     stop: Arc<AtomicBool>,
+    sdk: std::sync::Mutex<Option<aws_config::SdkConfig>>,
 }
 
 impl App {
@@ -204,8 +205,14 @@ impl App {
         Ok(Outbox::open(&path, &options)?)
     }
 
+    /// One SDK configuration for the SQS and SSM clients, loaded on first use.
     async fn sdk(&self) -> aws_config::SdkConfig {
-        self.sdk_with(RetryConfig::standard()).await
+        if let Some(sdk) = self.sdk.lock().expect("not poisoned").clone() {
+            return sdk;
+        }
+        let sdk = self.sdk_with(RetryConfig::standard()).await;
+        *self.sdk.lock().expect("not poisoned") = Some(sdk.clone());
+        sdk
     }
 
     /// `add`/`edit`/`delete` try the queue once: offline, the user should not wait for retries
@@ -264,7 +271,7 @@ impl App {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let ctx = App { cli, stop: Arc::default() };
+    let ctx = App { cli, stop: Arc::default(), sdk: Default::default() };
     match &ctx.cli.command {
         Command::Add { title, body } => {
             let body = body.read()?.unwrap_or_default();
