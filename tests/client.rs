@@ -208,3 +208,53 @@ async fn on_a_fifo_queue_each_note_is_its_own_group_deduplicated_by_note_and_ver
         );
     }
 }
+
+#[test]
+fn notes_are_written_read_and_refused_as_the_cli_promises() {
+    let cli = NotesCli::new("http://127.0.0.1:9", "");
+    let body_file = cli.path("plan.md");
+    std::fs::write(&body_file, "line 1\nline 2\n").unwrap();
+    let from_file = cli.ok(&["add", "--title", "Plan", "--body-file", body_file.to_str().unwrap()], 0);
+    assert!(from_file.stderr.contains("saved locally; 1 note pending (no queue configured)"), "{from_file:?}");
+    let plan = from_file.stdout.trim().to_owned();
+    let mut stdin = cli.command(&["add", "--title", "Piped", "-"]);
+    let mut child = stdin.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"from stdin").unwrap();
+    let piped = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap().trim().to_owned();
+
+    let shown = cli.ok(&["show", &plan, "--json"], 0).json();
+    assert_eq!((shown["body"].as_str(), shown["version"].as_u64()), (Some("line 1\nline 2\n"), Some(1)));
+    assert_eq!(cli.ok(&["show", &piped, "--json"], 0).json()["body"], "from stdin");
+    cli.ok(&["edit", &plan, "--title", "Plan B"], 0);
+    let shown = cli.ok(&["show", &plan, "--json"], 0).json();
+    assert_eq!(
+        (shown["title"].as_str(), shown["body"].as_str(), shown["version"].as_u64()),
+        (Some("Plan B"), Some("line 1\nline 2\n"), Some(2))
+    );
+    assert!(cli.ok(&["edit", &plan], 1).stderr.contains("nothing to change"));
+
+    cli.ok(&["delete", &piped], 0);
+    assert!(cli.ok(&["edit", &piped, "--body", "x"], 1).stderr.contains(&format!("note {piped} is deleted")));
+    assert!(cli.ok(&["show", "n-missing"], 1).stderr.contains("no note with id n-missing"));
+    let refused = cli.ok(&["add", "--title", &"t".repeat(1100)], 1);
+    assert!(
+        refused.stderr.contains("refused: invalid_field: note.title is 1100 bytes, more than the limit of 1024"),
+        "{refused:?}"
+    );
+    assert!(!refused.stderr.contains("ttttt"), "the title is not echoed");
+
+    let pending = cli.ok(&["list", "--state", "pending", "--json"], 0).json();
+    let states: Vec<(&str, bool)> = pending
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap(), n["deleted"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(states.len(), 2, "{states:?}");
+    assert!(states.contains(&(plan.as_str(), false)) && states.contains(&(piped.as_str(), true)));
+    assert!(cli.ok(&["list", "--state", "sent", "--json"], 0).json().as_array().unwrap().is_empty());
+    assert_eq!(cli.run(&["list", "--state", "lost"]).code, Some(2), "usage error");
+    let status = cli.status();
+    assert_eq!((status["status"]["pending"].as_u64(), status["flags"]["origin"].as_str()), (Some(2), Some("defaults")));
+    assert!(cli.ok(&["sync"], 1).stderr.contains("no queue: pass --queue-url or set NOTES_QUEUE_URL"));
+}

@@ -58,12 +58,15 @@ impl NotesCli {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
             .env("NOTES_DB", &self.db)
-            .env("NOTES_QUEUE_URL", &self.queue_url)
             .env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .stdin(Stdio::null());
+        // An empty queue URL: a client with no queue configured at all.
+        if !self.queue_url.is_empty() {
+            command.env("NOTES_QUEUE_URL", &self.queue_url);
+        }
         if let Some(dlq) = &self.dlq_url {
             command.env("NOTES_DLQ_URL", dlq);
         }
