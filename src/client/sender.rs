@@ -9,6 +9,9 @@ use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 pub const MAX_BATCH_ENTRIES: usize = 10;
 /// SQS accepts at most 256 KiB of payload in one `SendMessageBatch` (all entries together).
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// SQS accepts at most 256 KiB in one message. A larger one would be refused on every try and,
+/// being oldest, hold back the outbox behind it; the outbox refuses it when it is written.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
 /// One message to send.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -98,6 +98,16 @@ pub enum OutboxError {
     /// The change would be refused by the consumer: the same rule and message as there.
     #[error("refused")]
     Invalid(#[source] crate::notes::Invalid),
+    /// The change's message would not fit in one SQS message (JSON escapes can make a body
+    /// within the consumer's limit larger on the wire).
+    #[error(
+        "refused: the message is {bytes} bytes, more than SQS's limit of {}",
+        crate::client::sender::MAX_MESSAGE_BYTES
+    )]
+    TooLarge {
+        /// The message's size.
+        bytes: usize,
+    },
     /// Any other SQLite error.
     #[error("database {path}")]
     Sqlite {

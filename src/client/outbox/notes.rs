@@ -190,6 +190,9 @@ impl Outbox {
         let json = serde_json::to_string(&message).expect("a note message serialises");
         // The consumer's own parser and validation: what it would refuse is refused here.
         NoteMessage::parse(&json).map_err(OutboxError::Invalid)?;
+        if json.len() > crate::client::sender::MAX_MESSAGE_BYTES {
+            return Err(OutboxError::TooLarge { bytes: json.len() });
+        }
 
         let path = self.path.clone();
         let err = |e| super::classify(&path, e);

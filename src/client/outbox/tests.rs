@@ -76,6 +76,16 @@ fn a_note_the_consumer_would_refuse_is_refused_with_the_consumers_message() {
 }
 
 #[test]
+fn a_body_within_the_consumers_limit_that_escapes_past_the_sqs_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outbox = open(&dir);
+    // 200 KiB of a control character: allowed by the consumer, 6 bytes each once JSON-escaped.
+    let err = outbox.add("t", &"\u{1}".repeat(crate::notes::MAX_BODY_BYTES)).unwrap_err();
+    assert!(err.to_string().starts_with("refused: the message is 1228"), "{err}");
+    assert!(outbox.pending().unwrap().is_empty());
+}
+
+#[test]
 fn an_ack_removes_only_the_version_sent_and_a_newer_change_stays_pending() {
     let dir = tempfile::tempdir().unwrap();
     let mut outbox = open(&dir);
