@@ -375,3 +375,6 @@ impl Dlq {
 
 /// Waits between two progress reads of a move task.
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+#[cfg(test)]
+mod tests;
