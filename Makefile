@@ -33,7 +33,7 @@ unit-test: ## Unit tests only (no emulators)
 
 integration-test: ## Integration tests against LocalStack and moto
 	scripts/venvs.sh localstack moto
-	$(CARGO) test --locked --test consumer
+	$(CARGO) test --locked --test consumer --test client --test client_system
 
 invoke: ## Each events/*.json through `cargo lambda watch`, responses compared with *.expected.json
 	scripts/invoke.sh
