@@ -262,3 +262,65 @@ fn a_bad_command_line_gets_a_usage_message_and_a_non_zero_exit() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+/// Issue 9, item 7: two clients writing the same version used to leave whichever arrived
+/// first, and the other edit was acknowledged as stale. Now the total order (version,
+/// updated_at as an instant, client_id) picks one winner whatever the arrival order, and a
+/// true replay is still a stale success.
+#[tokio::test]
+async fn equal_versions_from_two_clients_converge_on_one_winner_and_a_replay_stays_stale() {
+    use notes_sync::batch::Ack::{Applied, Stale};
+    use notes_sync::batch::RecordHandler;
+    let rig = Rig::new(false, Backoff::new(5, 900)).await;
+    let upsert = |id: &str, client: &str, updated_at: &str, title: &str| {
+        let body = serde_json::json!({
+            "schema": 1, "op": "upsert", "client_id": client,
+            "note": {"id": id, "version": 3, "title": title, "body": "b", "updated_at": updated_at}
+        });
+        Record { message_id: Some("m".into()), body: Some(body.to_string().into()), ..Record::default() }
+    };
+    // 10:00+02:00 is 08:00Z: earlier than 09:00Z although its text sorts higher.
+    let cases = [
+        (
+            "n1",
+            [
+                ("laptop", "2026-11-27T09:00:00Z", "late", Applied),
+                ("phone", "2026-11-27T10:00:00+02:00", "early", Stale),
+            ],
+        ),
+        (
+            "n2",
+            [
+                ("phone", "2026-11-27T10:00:00+02:00", "early", Applied),
+                ("laptop", "2026-11-27T09:00:00Z", "late", Applied),
+            ],
+        ),
+        // The same instant, written two ways: the client id decides.
+        (
+            "t1",
+            [
+                ("client-a", "2026-11-27T09:00:00Z", "from a", Applied),
+                ("client-b", "2026-11-27T09:00:00.000Z", "from b", Applied),
+            ],
+        ),
+        (
+            "t2",
+            [
+                ("client-b", "2026-11-27T09:00:00.000Z", "from b", Applied),
+                ("client-a", "2026-11-27T09:00:00Z", "from a", Stale),
+            ],
+        ),
+    ];
+    for (id, writes) in cases {
+        for (client, updated_at, title, expected) in writes {
+            let result = rig.handler.handle(&upsert(id, client, updated_at, title)).await;
+            assert_eq!(result, Ok(expected), "{id}: {client} {updated_at}");
+        }
+    }
+    for (id, winner) in [("n1", "late"), ("n2", "late"), ("t1", "from b"), ("t2", "from b")] {
+        assert_eq!(rig.stored(id).await.unwrap().2.as_deref(), Some(winner), "{id}");
+    }
+    // A true replay: all three equal.
+    let replay = upsert("t1", "client-b", "2026-11-27T09:00:00.000Z", "from b");
+    assert_eq!(rig.handler.handle(&replay).await, Ok(Stale));
+}

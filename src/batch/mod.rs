@@ -9,16 +9,20 @@ mod engine;
 mod outcome;
 mod poller;
 mod queue;
+pub mod reason;
 mod record;
 mod report;
 mod settings;
 
 pub use backoff::{Backoff, MAX_VISIBILITY_SECONDS};
-pub use engine::{Engine, RecordHandler, deadline_from_epoch_ms};
+pub use engine::{Engine, RecordHandler, VISIBILITY_SLACK_SECONDS, deadline_from_epoch_ms};
 pub use outcome::{Ack, Failure, MissingMessageId, Outcome, RecordError, to_response};
 pub use poller::{PollError, PollOptions, PollTotals, poll};
 pub(crate) use queue::error_chain;
-pub use queue::{DeadLetter, QueueError, QueueOps, SqsQueues, VisibilityChange, queue_url_from_arn};
+pub use queue::{
+    ATTRIBUTE_DROP_ORDER, DeadLetter, LetterParts, PLACEHOLDER_BODY, QueueError, QueueOps, SQS_MAX_MESSAGE_BYTES,
+    SqsQueues, VisibilityChange, queue_url_from_arn,
+};
 pub use record::{Attributes, Batch, EventError, Record};
 pub use report::Counts;
 pub use settings::{FifoMode, Settings};

@@ -111,8 +111,8 @@ impl<'a> NoteMessage<'a> {
             });
         }
         let message: Self = json::parse(body).map_err(|e| match e.category {
-            serde_json::error::Category::Data => Invalid::Shape(e.message),
-            _ => Invalid::Json(e.message),
+            serde_json::error::Category::Data => Invalid::Shape(excerpt_quoted(&e.message)),
+            _ => Invalid::Json(excerpt_quoted(&e.message)),
         })?;
         message.validate()?;
         Ok(message)
@@ -147,6 +147,44 @@ impl<'a> NoteMessage<'a> {
         }
         Ok(())
     }
+}
+
+/// The longest excerpt of an input value that a reason quotes, in characters.
+const EXCERPT_CHARS: usize = 16;
+
+/// A parser message with every quoted value (between backticks or double quotes, as serde
+/// writes them) cut to a short escaped excerpt: a reason must not carry the input (a 200 KB
+/// field, a NUL that SQS refuses in an attribute) into logs and dead letters.
+fn excerpt_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(256));
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest.as_bytes()[open] as char;
+        out.push_str(&rest[..=open]);
+        let inner = &rest[open + 1..];
+        // The closing quote; serde escapes a double quote inside a double-quoted value.
+        let mut close = None;
+        let mut escaped = false;
+        for (i, c) in inner.char_indices() {
+            match c {
+                '\\' if quote == '"' && !escaped => escaped = true,
+                c if c == quote && !escaped => {
+                    close = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let Some(close) = close else {
+            out.push_str(&crate::batch::reason::excerpt(inner, EXCERPT_CHARS));
+            return out;
+        };
+        out.push_str(&crate::batch::reason::excerpt(&inner[..close], EXCERPT_CHARS));
+        out.push(quote);
+        rest = &inner[close + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), Invalid> {
@@ -217,6 +255,21 @@ mod tests {
             assert!(err.to_string().starts_with(kind), "{err}");
             assert!(err.to_string().contains(text), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn quoted_input_is_cut_to_a_short_escaped_excerpt() {
+        let err = NoteMessage::parse(&with("op", r#""\u0000""#)).unwrap_err().to_string();
+        assert!(
+            err.starts_with("invalid_message: op: unknown variant `\\u{0}`, expected `upsert` or `delete`"),
+            "{err}"
+        );
+        let huge = format!("\"{}\"", "x".repeat(200_000));
+        let err = NoteMessage::parse(&with("op", &huge)).unwrap_err().to_string();
+        assert!(err.len() < 200, "{} bytes: {err}", err.len());
+        assert!(err.contains("`xxxxxxxxxxxxxxxx…`"), "{err}");
+        let err = NoteMessage::parse(&with("note.version", r#""a \"quoted\" long value here""#)).unwrap_err();
+        assert!(err.to_string().contains(r#"string "a \"quoted\" lon…""#), "{err}");
     }
 
     #[test]
