@@ -9,3 +9,7 @@ pub mod batch;
 pub mod config;
 mod json;
 pub mod notes;
+#[cfg(test)]
+mod properties;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

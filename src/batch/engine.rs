@@ -109,6 +109,18 @@ impl<Q: QueueOps> Engine<Q> {
         stop: impl Future<Output = ()>,
         handler: &H,
     ) -> Result<SqsBatchResponse, MissingMessageId> {
+        self.process_detailed(batch, deadline, stop, handler).await.1
+    }
+
+    /// [`Engine::process_until`] that also returns each record's outcome, in batch order:
+    /// what the property tests and fuzz targets check the response against.
+    pub async fn process_detailed<H: RecordHandler>(
+        &self,
+        batch: &Batch<'_>,
+        deadline: Instant,
+        stop: impl Future<Output = ()>,
+        handler: &H,
+    ) -> (Vec<Outcome>, Result<SqsBatchResponse, MissingMessageId>) {
         let started = Instant::now();
         let records = &batch.records[..];
         let margin = self.settings.deadline_margin;
@@ -171,8 +183,9 @@ impl<Q: QueueOps> Engine<Q> {
         let outcomes: Vec<Outcome> = done.into_iter().map(|(outcome, _)| outcome).collect();
         let counts = Counts::of(&outcomes);
         report::publish_metrics(&self.settings.metrics_namespace, counts, started.elapsed());
-        to_response(records, &outcomes)
-            .inspect_err(|e| tracing::error!(event = "batch_error", error = %e, "failing the whole invocation"))
+        let response = to_response(records, &outcomes)
+            .inspect_err(|e| tracing::error!(event = "batch_error", error = %e, "failing the whole invocation"));
+        (outcomes, response)
     }
 
     async fn run_record<H: RecordHandler>(&self, run: &Run, record: &Record<'_>, handler: &H) -> Done {
