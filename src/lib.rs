@@ -5,6 +5,8 @@
 //! - [`config`]: the consumer's configuration, read and checked from the environment.
 #![warn(missing_docs)]
 
+#[cfg(test)]
+mod adversarial;
 pub mod batch;
 pub mod config;
 mod json;

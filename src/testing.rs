@@ -299,6 +299,7 @@ pub fn scenario_from_bytes(data: &[u8]) -> Scenario {
         }
         record.insert("attributes".into(), Value::Object(attributes));
         record.insert("eventSourceARN".into(), json!(arn));
+        record.insert("eventSource".into(), json!("aws:sqs"));
         records.push(Value::Object(record));
     }
     Scenario { event: json!({ "Records": records }).to_string(), store_down, dlq_down, settings }
@@ -327,4 +328,32 @@ pub fn run_scenario(scenario: &Scenario) -> Result<(), String> {
         engine.process_detailed(&batch, deadline, std::future::pending(), &handler).await
     });
     check_batch(&batch.records, &outcomes, &response, engine.queues())
+}
+
+/// Captures the JSON log lines written (on this thread) while `f` runs; panics on a line
+/// that is not JSON.
+pub async fn capture_logs<F: std::future::Future<Output = ()>>(f: F) -> Vec<serde_json::Value> {
+    let buffer = std::sync::Arc::new(Mutex::new(Vec::<u8>::new()));
+    let sink = buffer.clone();
+    let subscriber =
+        tracing_subscriber::fmt().json().flatten_event(true).with_writer(move || SharedWriter(sink.clone())).finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    f.await;
+    drop(guard);
+    let text = String::from_utf8(buffer.lock().unwrap_or_else(|e| e.into_inner()).clone()).expect("UTF-8 logs");
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {l}")))
+        .collect()
+}
+
+struct SharedWriter(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

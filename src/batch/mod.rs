@@ -23,7 +23,7 @@ pub use queue::{
     ATTRIBUTE_DROP_ORDER, DeadLetter, LetterParts, PLACEHOLDER_BODY, QueueError, QueueOps, SQS_MAX_MESSAGE_BYTES,
     SqsQueues, VisibilityChange, queue_url_from_arn,
 };
-pub use record::{Attributes, Batch, EventError, Record};
+pub use record::{Attributes, Batch, EventError, Record, SqsSource};
 pub use report::Counts;
 pub use settings::{FifoMode, Settings};
 

@@ -3,13 +3,14 @@
 //! visibility changes are exactly the documented ones.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::*;
+use crate::testing::capture_logs;
 
 mod reliability;
 
@@ -34,6 +35,7 @@ fn record(id: &str, body: &str, arn: &str, group: Option<&str>) -> Record<'stati
             message_group_id: group.map(|g| g.to_owned().into()),
         },
         event_source_arn: Some(arn.to_owned().into()),
+        ..Record::default()
     }
 }
 
@@ -367,31 +369,6 @@ async fn local_endpoints_turn_the_source_arn_into_an_emulator_queue_url() {
     failed_ids(&engine, &batch(vec![sqs_record("a", "transient")]), &Scripted::default()).await;
     let calls = engine.queues().visibility_calls.lock().unwrap().clone();
     assert_eq!(calls[0].0, "http://127.0.0.1:4566/000000000000/notes");
-}
-
-/// Captures the JSON log lines written while `f` runs.
-async fn capture_logs<F: std::future::Future<Output = ()>>(f: F) -> Vec<serde_json::Value> {
-    let buffer = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let sink = buffer.clone();
-    let subscriber =
-        tracing_subscriber::fmt().json().flatten_event(true).with_writer(move || SharedWriter(sink.clone())).finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    f.await;
-    drop(guard);
-    let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).expect("every log line is JSON")).collect()
-}
-
-struct SharedWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for SharedWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]
