@@ -51,3 +51,26 @@ proptest! {
         prop_assert_eq!(forward, newest);
     }
 }
+
+/// Every input the fuzz targets were seeded with or that once broke them
+/// (`fuzz/seeds/<target>`, `fuzz/regressions/<target>`) passes their checks.
+#[test]
+fn fuzz_seeds_and_regression_inputs_pass_their_targets_checks() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    type Check = fn(&[u8]) -> Result<(), String>;
+    let targets: [(&str, Check); 2] =
+        [("message", crate::testing::check_message), ("engine", crate::testing::check_event)];
+    let mut checked = 0;
+    for (target, check) in targets {
+        for dir in ["seeds", "regressions"] {
+            let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else { continue };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                let data = std::fs::read(&path).unwrap();
+                assert_eq!(check(&data), Ok(()), "{}", path.display());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 10, "fuzz inputs missing: {checked}");
+}

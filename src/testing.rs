@@ -357,3 +357,49 @@ impl std::io::Write for SharedWriter {
         Ok(())
     }
 }
+
+/// The message fuzz target's check: a body is parsed without panic; an accepted message is
+/// valid (version in range, `updated_at` an instant the store can order, ids non-empty); a
+/// refusal's reason is short, has no raw NUL, and cleans to a bounded SQS-safe attribute.
+pub fn check_message(data: &[u8]) -> Result<(), String> {
+    use crate::batch::reason;
+    let Ok(body) = std::str::from_utf8(data) else {
+        return Ok(());
+    };
+    match NoteMessage::parse(body) {
+        Ok(message) => {
+            let note = &message.note;
+            if !(1..=1 << 53).contains(&note.version) || note.id.is_empty() || message.client_id.is_empty() {
+                return Err(format!("accepted an invalid message: {message:?}"));
+            }
+            if change_order(&message).is_none() {
+                return Err(format!("accepted an updated_at the store cannot order: {:?}", note.updated_at));
+            }
+        }
+        Err(invalid) => {
+            let text = invalid.to_string();
+            // A quoted value is at most a 16-character escaped excerpt; the rest is short.
+            if text.len() > 512 || text.contains('\u{0}') {
+                return Err(format!("a reason of {} bytes or with a raw NUL: {text:?}", text.len()));
+            }
+            let cleaned = reason::clean(&text);
+            if cleaned.len() > MAX_REASON_BYTES || !cleaned.chars().all(sqs_accepts) {
+                return Err(format!("a cleaned reason SQS refuses: {cleaned:?}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The engine fuzz target's check: input starting with `{` is the event itself (any JSON
+/// shape, SQS or not); anything else drives [`scenario_from_bytes`]. Then [`run_scenario`].
+pub fn check_event(data: &[u8]) -> Result<(), String> {
+    let scenario = match data.split_first() {
+        Some((b'{', _)) => match std::str::from_utf8(data) {
+            Ok(event) => Scenario { event: event.to_owned(), ..scenario_from_bytes(&[]) },
+            Err(_) => return Ok(()),
+        },
+        _ => scenario_from_bytes(data),
+    };
+    run_scenario(&scenario).map_err(|broken| format!("{broken}\nevent: {}", scenario.event))
+}
