@@ -13,20 +13,19 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use futures::{FutureExt, Stream, StreamExt, stream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::backoff::MAX_VISIBILITY_SECONDS;
 use super::outcome::{Ack, Failure, MissingMessageId, Outcome, RecordError, to_response};
-use super::queue::{DeadLetter, QueueOps, VISIBILITY_BATCH_LIMIT, VisibilityChange, queue_url_from_arn};
+use super::queue::{DeadLetter, QueueOps};
 use super::reason;
 use super::record::{Batch, Record};
 use super::report::{self, Counts};
 use super::settings::{FifoMode, Settings};
+use super::visibility::visibility_cap;
 
 /// Handles one record. The engine owns retries, dead-lettering and the response; a handler
 /// only says what happened, with the error's variant deciding retry or dead-letter.
@@ -36,7 +35,7 @@ pub trait RecordHandler: Sync {
 }
 
 /// A record's outcome and the seconds to hide it before its next delivery.
-type Done = (Outcome, u32);
+pub(super) type Done = (Outcome, u32);
 
 /// Seconds kept off the 12-hour visibility limit besides the time the batch has taken: SQS
 /// counts the 12 hours from the receive, and Lambda's batching window (at most 300 s) and the
@@ -46,8 +45,8 @@ pub const VISIBILITY_SLACK_SECONDS: u32 = 360;
 /// Runs batches. Built once per process; holds no per-invocation state.
 #[derive(Debug)]
 pub struct Engine<Q> {
-    settings: Settings,
-    queues: Q,
+    pub(super) settings: Settings,
+    pub(super) queues: Q,
 }
 
 /// One batch's state: when it started, whether it has been cut, and the brake.
@@ -322,63 +321,6 @@ impl<Q: QueueOps> Engine<Q> {
         report::outcome(record, receive_count, &outcome, delay, final_attempt);
         (outcome, delay)
     }
-
-    /// Applies each failed record's delay with `ChangeMessageVisibilityBatch`, up to
-    /// `max_concurrency` calls at once (10,000 failed records are 1,000 calls). A failure here
-    /// is logged and otherwise ignored: the message then retries after the queue's default
-    /// visibility timeout, which is later than planned but loses nothing.
-    async fn back_off(&self, records: &[Record<'_>], done: &[Done], until: Instant) {
-        let mut changes: Vec<(&str, VisibilityChange<'_>)> = Vec::new();
-        for (record, (outcome, seconds)) in records.iter().zip(done) {
-            if !outcome.is_failure() {
-                continue;
-            }
-            match (record.event_source_arn.as_deref(), record.receipt_handle.as_deref(), record.id()) {
-                (Some(arn), Some(receipt_handle), Some(message_id)) => {
-                    changes.push((arn, VisibilityChange { message_id, receipt_handle, seconds: *seconds }))
-                }
-                _ => tracing::warn!(
-                    event = "visibility_skipped",
-                    message_id = record.id().unwrap_or("-"),
-                    "record lacks a source ARN, receipt handle or message id: it retries after the queue default"
-                ),
-            }
-        }
-        changes.sort_by_key(|(arn, _)| *arn);
-        let mut calls: Vec<(String, Vec<VisibilityChange<'_>>)> = Vec::new();
-        for same_queue in changes.chunk_by(|a, b| a.0 == b.0) {
-            let arn = same_queue[0].0;
-            let Some(url) = queue_url_from_arn(arn, self.settings.sqs_endpoint.as_deref()) else {
-                tracing::warn!(event = "visibility_skipped", arn, "event source is not an SQS queue ARN");
-                continue;
-            };
-            for chunk in same_queue.chunks(VISIBILITY_BATCH_LIMIT) {
-                calls.push((url.clone(), chunk.iter().map(|(_, c)| c.clone()).collect()));
-            }
-        }
-        let calls = stream::iter(calls).for_each_concurrent(self.settings.max_concurrency, |(url, entries)| async move {
-            match self.queues.change_visibility(&url, &entries).await {
-                Ok(refused) => {
-                    for (message_id, error) in refused {
-                        tracing::warn!(event = "visibility_failed", message_id, error, "backoff not applied");
-                    }
-                }
-                Err(e) => {
-                    let ids: Vec<&str> = entries.iter().map(|c| c.message_id).collect();
-                    tracing::warn!(event = "visibility_failed", message_ids = ?ids, error = %e, "backoff not applied")
-                }
-            }
-        });
-        if tokio::time::timeout_at(until, calls).await.is_err() {
-            tracing::warn!(event = "visibility_failed", "visibility changes cut short by the invocation deadline");
-        }
-    }
-}
-
-/// The longest visibility SQS still accepts `elapsed` after the batch started.
-fn visibility_cap(elapsed: Duration) -> u32 {
-    let elapsed = u32::try_from(elapsed.as_secs()).unwrap_or(u32::MAX).saturating_add(1);
-    MAX_VISIBILITY_SECONDS.saturating_sub(VISIBILITY_SLACK_SECONDS).saturating_sub(elapsed)
 }
 
 /// Collects `(index, done)` pairs into their slots as they finish.
@@ -416,40 +358,4 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("non-string panic payload");
     format!("handler panicked: {text}")
-}
-
-/// The deadline of a Lambda invocation (`Lambda-Runtime-Deadline-Ms`, milliseconds since the
-/// Unix epoch) as an instant of tokio's clock.
-///
-/// `cargo lambda watch` sends the function timeout itself (600000) instead of an epoch time.
-/// Any value before 2001 cannot be an epoch deadline, so it is read as a duration from now:
-/// otherwise every record of a local run would time out at once.
-pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
-    const EPOCH_2001_MS: u64 = 978_307_200_000;
-    let now_ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
-    let left_ms = if deadline_ms < EPOCH_2001_MS { deadline_ms } else { deadline_ms.saturating_sub(now_ms) };
-    Instant::now() + Duration::from_millis(left_ms)
-}
-
-#[cfg(test)]
-mod deadline_tests {
-    use super::*;
-
-    fn epoch_ms() -> u64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-    }
-
-    #[test]
-    fn an_epoch_deadline_leaves_the_time_until_it() {
-        let left = deadline_from_epoch_ms(epoch_ms() + 30_000) - Instant::now();
-        assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30), "{left:?}");
-        assert!(deadline_from_epoch_ms(epoch_ms() - 5_000) <= Instant::now(), "a past deadline leaves nothing");
-    }
-
-    #[test]
-    fn a_relative_deadline_from_a_local_emulator_is_read_as_a_duration() {
-        let left = deadline_from_epoch_ms(600_000) - Instant::now();
-        assert!(left > Duration::from_secs(599) && left <= Duration::from_secs(600), "{left:?}");
-    }
 }

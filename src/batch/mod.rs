@@ -5,6 +5,7 @@
 //! engine turns that into a partial batch response, visibility backoff and dead letters.
 
 mod backoff;
+mod deadline;
 mod engine;
 mod outcome;
 mod poller;
@@ -13,9 +14,11 @@ pub mod reason;
 mod record;
 mod report;
 mod settings;
+mod visibility;
 
 pub use backoff::{Backoff, MAX_VISIBILITY_SECONDS};
-pub use engine::{Engine, RecordHandler, VISIBILITY_SLACK_SECONDS, deadline_from_epoch_ms};
+pub use deadline::deadline_from_epoch_ms;
+pub use engine::{Engine, RecordHandler, VISIBILITY_SLACK_SECONDS};
 pub use outcome::{Ack, Failure, MissingMessageId, Outcome, RecordError, to_response};
 pub use poller::{PollError, PollOptions, PollTotals, poll};
 pub(crate) use queue::error_chain;
