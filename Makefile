@@ -44,6 +44,7 @@ lint: ## rustfmt, clippy, the template linters (sam validate --lint, cfn-lint, c
 	scripts/lint.sh
 	scripts/deny.sh
 
+# -close_fd_mask=1: the engine prints an EMF metrics line per batch to stdout.
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := message engine
 fuzz: ## Fuzz smoke: each cargo-fuzz target for FUZZ_SECONDS (default 30) from its seeds (regressions run in make test)
@@ -51,7 +52,7 @@ fuzz: ## Fuzz smoke: each cargo-fuzz target for FUZZ_SECONDS (default 30) from i
 	cd fuzz && for target in $(FUZZ_TARGETS); do \
 	  mkdir -p corpus/$$target; \
 	  RUSTC_BOOTSTRAP=1 ../.venv/fuzz/bin/cargo-fuzz run --release $$target corpus/$$target seeds/$$target \
-	    -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 || exit 1; \
+	    -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 -close_fd_mask=1 || exit 1; \
 	done
 
 fmt: ## Format the code
