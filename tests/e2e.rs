@@ -252,3 +252,47 @@ async fn fifo_per_group_order_of_stored_versions_survives_failures() {
     let applied_count = applied.values().map(Vec::len).sum::<usize>() as u64;
     ledger(&system, 18, applied_count, started).await;
 }
+
+/// Issue 9, item 1: the SDK-wide 5 s attempt timeout cut every 20 s long poll on an idle
+/// queue; a message handed to an abandoned receive stayed invisible and gained a receive
+/// count. With the default wait, an idle spell longer than three attempt timeouts passes
+/// without a failed receive, and the next message is processed on its first receive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_long_poll_outlives_the_sdk_attempt_timeout_on_an_idle_queue() {
+    let started = Instant::now();
+    let system = System::new("standard").await;
+    let mut consumer = system.start_consumer_with(&[], &[]);
+    eventually("polling", Duration::from_secs(30), || async { !system.events("poll_start").is_empty() }).await;
+    tokio::time::sleep(Duration::from_secs(17)).await;
+    system.send(&[(note("upsert", "n1", 1, "t"), None)]).await;
+    eventually("the note stored", Duration::from_secs(30), || async { system.stored_count().await == 1 }).await;
+    assert_eq!(consumer.terminate_within(Duration::from_secs(30)), Ok(Some(0)));
+
+    assert_eq!(system.events("receive_failed"), Vec::<Value>::new(), "a long poll was cut");
+    let attempts = system.events("attempt");
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0]["receive_count"], 1, "received before by an abandoned attempt");
+    ledger(&system, 1, system.stored_count().await, started).await;
+}
+
+/// Issue 9, item 8: on SIGTERM the consumer used to wait for a stuck store until the batch's
+/// own deadline (visibility less margin: minutes with the template's queue). Now the batch in
+/// hand is cut after the grace, reported not done, and the consumer exits 0; the message
+/// stays on the queue and comes back after its visibility.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_cuts_a_batch_stuck_on_the_store_after_the_grace_and_exits_zero() {
+    let system = System::new("standard").await;
+    system.store.set(Mode::Stall);
+    system.send(&[(note("upsert", "n1", 1, "t"), None)]).await;
+    let mut consumer = system.start_consumer_with(&["--wait-seconds", "1"], &[("SHUTDOWN_GRACE_SECONDS", "1")]);
+    eventually("the record in hand", Duration::from_secs(30), || async { !system.events("attempt").is_empty() }).await;
+    assert_eq!(consumer.terminate_within(Duration::from_secs(60)), Ok(Some(0)));
+
+    let outcomes = system.events("outcome");
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[0]["outcome"], "timed_out", "cut by the shutdown, not finished by the store's timeouts");
+    assert_eq!(system.events("batch_cut").len(), 1);
+    system.store.set(Mode::Up);
+    assert_eq!(system.depth(system.resources.str("queue_url")).await, 1, "the message is still on the queue");
+    assert_eq!(system.stored_count().await, 0);
+}

@@ -428,3 +428,66 @@ fn client_policy_grants_only_send_on_the_source_queue_and_read_on_the_flags_para
         "an output gives the policy's ARN so an app's role can attach it"
     );
 }
+
+/// Issue 9, item 4: the DLQ takes any source message plus a dead letter's attributes, and
+/// the consumer fits letters into the DLQ's limit.
+#[test]
+fn dlq_maximum_message_size_leaves_room_for_the_attributes_and_is_the_consumers_limit() {
+    let t = Template::load();
+    let none = BTreeMap::new();
+    // An absent MaximumMessageSize is SQS's default of 256 KiB.
+    let size = |q: &Value| prop(q, "MaximumMessageSize").map_or(vec![262_144], |v| t.numbers(v, &none, 262_144));
+    let (source_max, dlq_max) = (size(t.source_queue().1), size(t.dead_letter_queue().1));
+    let (source_max, dlq_max) = (source_max.into_iter().max().unwrap(), dlq_max.into_iter().min().unwrap());
+    assert!(dlq_max >= source_max + 4096, "DLQ {dlq_max} B leaves no room for attributes over {source_max} B");
+    assert!(dlq_max <= 1_048_576, "above the SQS maximum");
+    let (_, function, _) = t.consumer();
+    let env = prop(function, "Environment").and_then(|e| e.get("Variables")).expect("environment");
+    let consumer_limit = env.get("DLQ_MAX_MESSAGE_BYTES").map(number).expect("DLQ_MAX_MESSAGE_BYTES");
+    assert_eq!(consumer_limit, dlq_max);
+}
+
+/// Issue 9, item 5: every allowed (function timeout, deadline margin) pair in which the
+/// margin is not shorter than the timeout is refused by a Rule, and no other pair is.
+#[test]
+fn rules_refuse_a_deadline_margin_not_shorter_than_the_function_timeout() {
+    let t = Template::load();
+    let (_, function, _) = t.consumer();
+    let env = prop(function, "Environment").and_then(|e| e.get("Variables")).expect("environment");
+    let timeout_param = env.get("FUNCTION_TIMEOUT_SECONDS").and_then(|v| referenced_parameter(&t, v)).unwrap();
+    let margin_param = env.get("DEADLINE_MARGIN_MS").and_then(|v| referenced_parameter(&t, v)).unwrap();
+    assert_eq!(prop(function, "Timeout"), Some(&reference(timeout_param)), "the consumer sees its own timeout");
+    let rules = t.section("Rules");
+    // Just the forms the template uses: Equals, Not, Contains over Refs and literals.
+    fn holds(node: &Value, values: &BTreeMap<&str, String>) -> bool {
+        let scalar = |v: &Value| match v.get("Ref").and_then(Value::as_str) {
+            Some(name) => values.get(name).cloned().unwrap_or_else(|| panic!("unbound {name}")),
+            None => text(v),
+        };
+        let (key, arg) = node.as_mapping().and_then(|m| m.iter().next()).expect("a rule function");
+        let args = arg.as_sequence().expect("a rule function takes a list");
+        match key.as_str().unwrap() {
+            "Fn::Equals" => scalar(&args[0]) == scalar(&args[1]),
+            "Fn::Not" => !holds(&args[0], values),
+            "Fn::Contains" => args[0].as_sequence().unwrap().iter().map(text).any(|v| v == scalar(&args[1])),
+            other => panic!("rule function {other} not understood by this test"),
+        }
+    }
+    for timeout in t.parameter_values(timeout_param).iter().map(number) {
+        for margin in t.parameter_values(margin_param).iter().map(number) {
+            // Other parameters at their defaults, these two at the pair's values.
+            let mut values: BTreeMap<&str, String> = t
+                .section("Parameters")
+                .iter()
+                .filter_map(|(k, p)| Some((k.as_str()?, p.get("Default").map(text)?)))
+                .collect();
+            values.insert(timeout_param, timeout.to_string());
+            values.insert(margin_param, margin.to_string());
+            let refused = rules.values().any(|rule| {
+                rule.get("RuleCondition").is_none_or(|c| holds(c, &values))
+                    && rule["Assertions"].as_sequence().unwrap().iter().any(|a| !holds(&a["Assert"], &values))
+            });
+            assert_eq!(refused, margin >= timeout * 1000, "timeout {timeout} s, margin {margin} ms");
+        }
+    }
+}

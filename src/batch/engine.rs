@@ -1,21 +1,31 @@
 //! The batch engine: runs a record handler over an SQS batch and answers with a partial batch
 //! response. Per record it catches panics, dead-letters permanent failures and backs off
-//! transient ones; per batch it bounds concurrency, keeps FIFO group order and meets the
-//! invocation deadline. Everything runs on the invoking task: no task is spawned per record.
+//! transient ones; per batch it bounds concurrency, keeps FIFO group order, meets the
+//! invocation deadline and brakes when a dependency is down. Everything runs on the invoking
+//! task: no task is spawned per record.
+//!
+//! The time before the deadline is split in three (margin `m`): handlers run until
+//! `deadline - m` (the cutoff); a dead-letter send already under way may finish until
+//! `deadline - m/2`, because cutting it would report failed a letter SQS may already hold
+//! (issue 9, item 2); visibility changes run until `deadline - m/4`; the rest carries the
+//! response to Lambda.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use futures::{FutureExt, Stream, StreamExt, stream};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::outcome::{Ack, Failure, MissingMessageId, Outcome, RecordError, to_response};
-use super::queue::{DeadLetter, QueueOps, VISIBILITY_BATCH_LIMIT, VisibilityChange, queue_url_from_arn};
+use super::queue::{DeadLetter, QueueOps};
+use super::reason;
 use super::record::{Batch, Record};
 use super::report::{self, Counts};
 use super::settings::{FifoMode, Settings};
+use super::visibility::visibility_cap;
 
 /// Handles one record. The engine owns retries, dead-lettering and the response; a handler
 /// only says what happened, with the error's variant deciding retry or dead-letter.
@@ -25,13 +35,41 @@ pub trait RecordHandler: Sync {
 }
 
 /// A record's outcome and the seconds to hide it before its next delivery.
-type Done = (Outcome, u32);
+pub(super) type Done = (Outcome, u32);
+
+/// Seconds kept off the 12-hour visibility limit besides the time the batch has taken: SQS
+/// counts the 12 hours from the receive, and Lambda's batching window (at most 300 s) and the
+/// deadline margin (at most 60 s) may lie between that receive and the visibility call.
+pub const VISIBILITY_SLACK_SECONDS: u32 = 360;
 
 /// Runs batches. Built once per process; holds no per-invocation state.
 #[derive(Debug)]
 pub struct Engine<Q> {
-    settings: Settings,
-    queues: Q,
+    pub(super) settings: Settings,
+    pub(super) queues: Q,
+}
+
+/// One batch's state: when it started, whether it has been cut, and the brake.
+struct Run {
+    started: Instant,
+    cut: watch::Receiver<bool>,
+    consecutive_transient: AtomicU32,
+    braked: AtomicBool,
+}
+
+impl Run {
+    fn is_cut(&self) -> bool {
+        *self.cut.borrow()
+    }
+
+    /// Resolves when the batch is cut (deadline or stop); never before.
+    async fn cut(&self) {
+        let mut cut = self.cut.clone();
+        if cut.wait_for(|c| *c).await.is_err() {
+            // A dropped sender (cannot happen while the batch runs) must not end the wait.
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 impl<Q: QueueOps> Engine<Q> {
@@ -58,10 +96,36 @@ impl<Q: QueueOps> Engine<Q> {
         deadline: Instant,
         handler: &H,
     ) -> Result<SqsBatchResponse, MissingMessageId> {
+        self.process_until(batch, deadline, std::future::pending(), handler).await
+    }
+
+    /// [`Engine::process`], cut early when `stop` resolves (poll mode's shutdown grace): the
+    /// records then unfinished are reported failed exactly as at the deadline.
+    pub async fn process_until<H: RecordHandler>(
+        &self,
+        batch: &Batch<'_>,
+        deadline: Instant,
+        stop: impl Future<Output = ()>,
+        handler: &H,
+    ) -> Result<SqsBatchResponse, MissingMessageId> {
+        self.process_detailed(batch, deadline, stop, handler).await.1
+    }
+
+    /// [`Engine::process_until`] that also returns each record's outcome, in batch order:
+    /// what the property tests and fuzz targets check the response against.
+    pub async fn process_detailed<H: RecordHandler>(
+        &self,
+        batch: &Batch<'_>,
+        deadline: Instant,
+        stop: impl Future<Output = ()>,
+        handler: &H,
+    ) -> (Vec<Outcome>, Result<SqsBatchResponse, MissingMessageId>) {
         let started = Instant::now();
         let records = &batch.records[..];
         let margin = self.settings.deadline_margin;
         let cutoff = deadline.checked_sub(margin).unwrap_or(started);
+        let letters_until = deadline.checked_sub(margin / 2).unwrap_or(cutoff).max(cutoff);
+        let visibility_until = deadline.checked_sub(margin / 4).unwrap_or(letters_until).max(letters_until);
         let fifo = batch.is_fifo();
         tracing::info!(
             event = "batch",
@@ -71,44 +135,103 @@ impl<Q: QueueOps> Engine<Q> {
             "processing batch"
         );
 
+        let (cut_tx, cut_rx) = watch::channel(false);
+        let run =
+            Run { started, cut: cut_rx, consecutive_transient: AtomicU32::new(0), braked: AtomicBool::new(false) };
         let groups = if fifo { fifo_groups(records, self.settings.fifo_mode) } else { Vec::new() };
         let mut slots: Vec<Option<Done>> = records.iter().map(|_| None).collect();
-        let run = async {
+        let work = async {
             if fifo {
                 // One box per message group (a FIFO batch holds at most ten records).
-                let streams = stream::iter(&groups).map(|group| Box::pin(self.run_group(records, group, handler)));
+                let streams =
+                    stream::iter(&groups).map(|group| Box::pin(self.run_group(&run, records, group, handler)));
                 drain(streams.flatten_unordered(self.settings.max_concurrency), &mut slots).await
             } else {
+                let run = &run;
                 let runs = stream::iter(0..records.len())
-                    .map(|i| async move { (i, self.run_record(&records[i], handler).await) });
+                    .map(|i| async move { (i, self.run_record(run, &records[i], handler).await) });
                 drain(runs.buffer_unordered(self.settings.max_concurrency), &mut slots).await
             }
         };
-        // At the cutoff the unfinished record futures are dropped, which cancels them.
-        let _ = tokio::time::timeout_at(cutoff, run).await;
-        let done = self.time_out_unfinished(records, &groups, slots);
+        let cutter = async {
+            tokio::select! {
+                () = tokio::time::sleep_until(cutoff) => {}
+                () = stop => tracing::warn!(event = "batch_cut", "stop requested: unfinished records are reported failed"),
+            }
+            cut_tx.send_replace(true);
+            // Handlers now return at once; dead-letter sends under way get until here.
+            tokio::time::sleep_until(letters_until).await;
+            tracing::warn!(event = "dead_letter_cut", "dead-letter sends still running at deadline - margin/2");
+        };
+        tokio::select! {
+            biased;
+            () = work => {}
+            () = cutter => {}
+        }
+        let done = self.time_out_unfinished(&run, records, &groups, slots);
+        if run.braked.load(Ordering::SeqCst) {
+            tracing::warn!(
+                event = "brake_engaged",
+                after = self.settings.brake_after,
+                "untried records reported failed"
+            );
+        }
 
-        // Half the margin for the visibility calls, half for the response to reach Lambda.
-        self.back_off(records, &done, deadline.checked_sub(margin / 2).unwrap_or(cutoff)).await;
+        self.back_off(records, &done, visibility_until).await;
 
         let outcomes: Vec<Outcome> = done.into_iter().map(|(outcome, _)| outcome).collect();
-        report::publish_metrics(&self.settings.metrics_namespace, Counts::of(&outcomes), started.elapsed());
-        to_response(records, &outcomes)
-            .inspect_err(|e| tracing::error!(event = "batch_error", error = %e, "failing the whole invocation"))
+        let counts = Counts::of(&outcomes);
+        report::publish_metrics(&self.settings.metrics_namespace, counts, started.elapsed());
+        let response = to_response(records, &outcomes)
+            .inspect_err(|e| tracing::error!(event = "batch_error", error = %e, "failing the whole invocation"));
+        (outcomes, response)
     }
 
-    async fn run_record<H: RecordHandler>(&self, record: &Record<'_>, handler: &H) -> Done {
+    async fn run_record<H: RecordHandler>(&self, run: &Run, record: &Record<'_>, handler: &H) -> Done {
         let receive_count = record.receive_count();
+        // Not started once the batch is cut or braked: cheaper, and honest about what ran.
+        if run.is_cut() {
+            return self.finish(run, record, receive_count, Outcome::Failed(Failure::TimedOut), None);
+        }
+        if run.braked.load(Ordering::SeqCst) {
+            return self.finish(run, record, receive_count, Outcome::Failed(Failure::Braked), None);
+        }
         report::attempt(record, receive_count);
-        let outcome = match AssertUnwindSafe(handler.handle(record)).catch_unwind().await {
-            Ok(Ok(ack)) => Outcome::Succeeded(ack),
-            Ok(Err(RecordError::Transient { reason })) => Outcome::Failed(Failure::Transient(reason)),
-            Ok(Err(RecordError::Permanent { kind, reason })) => {
-                self.dead_letter(record, receive_count, kind, reason).await
-            }
-            Err(panic) => Outcome::Failed(Failure::Panicked(panic_message(panic.as_ref()))),
+        let handled = tokio::select! {
+            biased;
+            result = AssertUnwindSafe(handler.handle(record)).catch_unwind() => Some(result),
+            () = run.cut() => None,
         };
-        self.finish(record, receive_count, outcome, None)
+        let outcome = match handled {
+            None => Outcome::Failed(Failure::TimedOut),
+            Some(Ok(Ok(ack))) => Outcome::Succeeded(ack),
+            Some(Ok(Err(RecordError::Transient { reason }))) => {
+                Outcome::Failed(Failure::Transient(reason::clean(&reason)))
+            }
+            // Not raced against the cutoff: see the module header.
+            Some(Ok(Err(RecordError::Permanent { kind, reason }))) => {
+                self.dead_letter(record, receive_count, kind, reason::clean(&reason)).await
+            }
+            Some(Err(panic)) => Outcome::Failed(Failure::Panicked(reason::clean(&panic_message(panic.as_ref())))),
+        };
+        self.count_for_brake(run, &outcome);
+        self.finish(run, record, receive_count, outcome, None)
+    }
+
+    /// The brake: after `brake_after` transient failures in a row (in the order they finish),
+    /// records not yet started are not tried. A success resets the count; a bad message says
+    /// nothing about the dependency and leaves it alone.
+    fn count_for_brake(&self, run: &Run, outcome: &Outcome) {
+        match outcome {
+            Outcome::Failed(Failure::Transient(_)) => {
+                let n = run.consecutive_transient.fetch_add(1, Ordering::SeqCst) + 1;
+                if self.settings.brake_after > 0 && n >= self.settings.brake_after {
+                    run.braked.store(true, Ordering::SeqCst);
+                }
+            }
+            Outcome::Succeeded(_) => run.consecutive_transient.store(0, Ordering::SeqCst),
+            _ => {}
+        }
     }
 
     /// FIFO: one group's records in order; after the first failure the rest are skipped.
@@ -120,6 +243,7 @@ impl<Q: QueueOps> Engine<Q> {
     /// (and the head while the rest was hidden), which breaks the order unless they match.
     fn run_group<'s, H: RecordHandler>(
         &'s self,
+        run: &'s Run,
         records: &'s [Record<'s>],
         group: &'s [usize],
         handler: &'s H,
@@ -130,26 +254,28 @@ impl<Q: QueueOps> Engine<Q> {
             let done = match head_delay {
                 Some(delay) => {
                     let skipped = Outcome::Failed(Failure::SkippedAfterGroupFailure);
-                    self.finish(record, record.receive_count(), skipped, Some(delay))
+                    self.finish(run, record, record.receive_count(), skipped, Some(delay))
                 }
-                None => self.run_record(record, handler).await,
+                None => self.run_record(run, record, handler).await,
             };
             let head_delay = head_delay.or(done.0.is_failure().then_some(done.1));
             Some(((i, done), (rest, head_delay)))
         })
     }
 
-    /// Reports the records the cutoff left unfinished as timed out. In a FIFO group they take
-    /// the delay of the group's first failure, for the same reason as skipped records do.
+    /// Reports the records left unfinished (a dead-letter send cut at `deadline - m/2`) as
+    /// timed out. In a FIFO group they take the delay of the group's first failure, for the
+    /// same reason as skipped records do.
     fn time_out_unfinished(
         &self,
+        run: &Run,
         records: &[Record<'_>],
         fifo_groups: &[Vec<usize>],
         mut slots: Vec<Option<Done>>,
     ) -> Vec<Done> {
         let timed_out = |i: usize, delay: Option<u32>| {
             let record = &records[i];
-            self.finish(record, record.receive_count(), Outcome::Failed(Failure::TimedOut), delay)
+            self.finish(run, record, record.receive_count(), Outcome::Failed(Failure::TimedOut), delay)
         };
         for group in fifo_groups {
             let mut head_delay = None;
@@ -171,7 +297,7 @@ impl<Q: QueueOps> Engine<Q> {
         reason: String,
     ) -> Outcome {
         let letter = DeadLetter {
-            body: record.body.as_deref().unwrap_or_default(),
+            body: record.body.as_deref(),
             source_message_id: record.id(),
             source_queue: record.event_source_arn.as_deref(),
             group_id: record.group_id(),
@@ -181,66 +307,19 @@ impl<Q: QueueOps> Engine<Q> {
         };
         match self.queues.dead_letter(&letter).await {
             Ok(()) => Outcome::DeadLettered { kind, reason },
-            Err(e) => Outcome::Failed(Failure::DeadLetterUnavailable { kind, error: e.to_string() }),
+            Err(e) => Outcome::Failed(Failure::DeadLetterUnavailable { kind, error: reason::clean(&e.to_string()) }),
         }
     }
 
     /// Picks the next delay (unless given) and logs the outcome: every outcome passes through
-    /// here once.
-    fn finish(&self, record: &Record<'_>, receive_count: u32, outcome: Outcome, delay: Option<u32>) -> Done {
+    /// here once. The delay never reaches past 12 hours from the receive, which SQS refuses.
+    fn finish(&self, run: &Run, record: &Record<'_>, receive_count: u32, outcome: Outcome, delay: Option<u32>) -> Done {
         let delay =
             delay.unwrap_or_else(|| if outcome.is_failure() { self.settings.backoff.delay(receive_count) } else { 0 });
+        let delay = delay.min(visibility_cap(run.started.elapsed()));
         let final_attempt = outcome.is_failure() && receive_count >= self.settings.max_receive_count;
         report::outcome(record, receive_count, &outcome, delay, final_attempt);
         (outcome, delay)
-    }
-
-    /// Applies each failed record's delay with `ChangeMessageVisibilityBatch`. A failure here
-    /// is logged and otherwise ignored: the message then retries after the queue's default
-    /// visibility timeout, which is later than planned but loses nothing.
-    async fn back_off(&self, records: &[Record<'_>], done: &[Done], until: Instant) {
-        let mut changes: Vec<(&str, VisibilityChange<'_>)> = Vec::new();
-        for (record, (outcome, seconds)) in records.iter().zip(done) {
-            if !outcome.is_failure() {
-                continue;
-            }
-            match (record.event_source_arn.as_deref(), record.receipt_handle.as_deref(), record.id()) {
-                (Some(arn), Some(receipt_handle), Some(message_id)) => {
-                    changes.push((arn, VisibilityChange { message_id, receipt_handle, seconds: *seconds }))
-                }
-                _ => tracing::warn!(
-                    event = "visibility_skipped",
-                    message_id = record.id().unwrap_or("-"),
-                    "record lacks a source ARN, receipt handle or message id: it retries after the queue default"
-                ),
-            }
-        }
-        changes.sort_by_key(|(arn, _)| *arn);
-        let calls = async {
-            for same_queue in changes.chunk_by(|a, b| a.0 == b.0) {
-                let arn = same_queue[0].0;
-                let Some(url) = queue_url_from_arn(arn, self.settings.sqs_endpoint.as_deref()) else {
-                    tracing::warn!(event = "visibility_skipped", arn, "event source is not an SQS queue ARN");
-                    continue;
-                };
-                for chunk in same_queue.chunks(VISIBILITY_BATCH_LIMIT) {
-                    let entries: Vec<VisibilityChange<'_>> = chunk.iter().map(|(_, c)| c.clone()).collect();
-                    match self.queues.change_visibility(&url, &entries).await {
-                        Ok(refused) => {
-                            for (message_id, error) in refused {
-                                tracing::warn!(event = "visibility_failed", message_id, error, "backoff not applied");
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(event = "visibility_failed", count = entries.len(), error = %e, "backoff not applied")
-                        }
-                    }
-                }
-            }
-        };
-        if tokio::time::timeout_at(until, calls).await.is_err() {
-            tracing::warn!(event = "visibility_failed", "visibility changes cut short by the invocation deadline");
-        }
     }
 }
 
@@ -279,40 +358,4 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("non-string panic payload");
     format!("handler panicked: {text}")
-}
-
-/// The deadline of a Lambda invocation (`Lambda-Runtime-Deadline-Ms`, milliseconds since the
-/// Unix epoch) as an instant of tokio's clock.
-///
-/// `cargo lambda watch` sends the function timeout itself (600000) instead of an epoch time.
-/// Any value before 2001 cannot be an epoch deadline, so it is read as a duration from now:
-/// otherwise every record of a local run would time out at once.
-pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
-    const EPOCH_2001_MS: u64 = 978_307_200_000;
-    let now_ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
-    let left_ms = if deadline_ms < EPOCH_2001_MS { deadline_ms } else { deadline_ms.saturating_sub(now_ms) };
-    Instant::now() + Duration::from_millis(left_ms)
-}
-
-#[cfg(test)]
-mod deadline_tests {
-    use super::*;
-
-    fn epoch_ms() -> u64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-    }
-
-    #[test]
-    fn an_epoch_deadline_leaves_the_time_until_it() {
-        let left = deadline_from_epoch_ms(epoch_ms() + 30_000) - Instant::now();
-        assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30), "{left:?}");
-        assert!(deadline_from_epoch_ms(epoch_ms() - 5_000) <= Instant::now(), "a past deadline leaves nothing");
-    }
-
-    #[test]
-    fn a_relative_deadline_from_a_local_emulator_is_read_as_a_duration() {
-        let left = deadline_from_epoch_ms(600_000) - Instant::now();
-        assert!(left > Duration::from_secs(599) && left <= Duration::from_secs(600), "{left:?}");
-    }
 }

@@ -5,21 +5,28 @@
 //! engine turns that into a partial batch response, visibility backoff and dead letters.
 
 mod backoff;
+mod deadline;
 mod engine;
 mod outcome;
 mod poller;
 mod queue;
+pub mod reason;
 mod record;
 mod report;
 mod settings;
+mod visibility;
 
 pub use backoff::{Backoff, MAX_VISIBILITY_SECONDS};
-pub use engine::{Engine, RecordHandler, deadline_from_epoch_ms};
+pub use deadline::deadline_from_epoch_ms;
+pub use engine::{Engine, RecordHandler, VISIBILITY_SLACK_SECONDS};
 pub use outcome::{Ack, Failure, MissingMessageId, Outcome, RecordError, to_response};
 pub use poller::{PollError, PollOptions, PollTotals, poll};
 pub(crate) use queue::error_chain;
-pub use queue::{DeadLetter, QueueError, QueueOps, SqsQueues, VisibilityChange, queue_url_from_arn};
-pub use record::{Attributes, Batch, EventError, Record};
+pub use queue::{
+    ATTRIBUTE_DROP_ORDER, DeadLetter, LetterParts, PLACEHOLDER_BODY, QueueError, QueueOps, SQS_MAX_MESSAGE_BYTES,
+    SqsQueues, VisibilityChange, queue_url_from_arn,
+};
+pub use record::{Attributes, Batch, EventError, Record, SqsSource};
 pub use report::Counts;
 pub use settings::{FifoMode, Settings};
 

@@ -80,6 +80,8 @@ pub enum Failure {
     TimedOut,
     /// FIFO: an earlier record of the same message group failed, so this one was not run.
     SkippedAfterGroupFailure,
+    /// Not tried: the brake engaged after too many transient failures in a row.
+    Braked,
 }
 
 impl Outcome {
@@ -99,6 +101,7 @@ impl Outcome {
             Self::Failed(Failure::DeadLetterUnavailable { .. }) => "dead_letter_failed",
             Self::Failed(Failure::TimedOut) => "timed_out",
             Self::Failed(Failure::SkippedAfterGroupFailure) => "skipped",
+            Self::Failed(Failure::Braked) => "braked",
         }
     }
 }

@@ -1,11 +1,19 @@
 //! Polling outside Lambda: long-polls a queue and runs the same engine on each batch, then
 //! deletes what succeeded, as Lambda's event source mapping does. Failures are left to their
-//! backoff; a shutdown signal stops receiving, lets the batch in hand finish, and returns.
+//! backoff. A shutdown signal stops receiving and gives the batch in hand a short grace; what
+//! is unfinished then is cut, reported failed and comes back after its visibility.
+//!
+//! Before the first receive it checks the queue: a queue without a redrive policy would retry
+//! a failing message until retention drops it, a `maxReceiveCount` other than the engine's
+//! would mislabel the final attempt, and a deadline margin not shorter than the visibility
+//! timeout would cut every record before it ran.
 
 use std::future::Future;
 use std::time::Duration;
 
+use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName};
+use futures::FutureExt;
 use tokio::time::Instant;
 
 use super::engine::{Engine, RecordHandler};
@@ -21,6 +29,8 @@ pub struct PollOptions {
     pub max_messages: i32,
     /// Long-poll wait, 0 to 20 seconds.
     pub wait_seconds: i32,
+    /// After a shutdown signal, how long the batch in hand may still run.
+    pub shutdown_grace: Duration,
 }
 
 /// Totals of a polling session, reported when it ends.
@@ -32,11 +42,14 @@ pub struct PollTotals {
     pub deleted: usize,
     /// Messages left on the queue to be retried.
     pub failed: usize,
+    /// Messages done but whose delete SQS did not confirm: they come back, and are stale then.
+    pub delete_failed: usize,
 }
 
-/// The poller could not start: the queue's attributes could not be read.
+/// The poller cannot start: the queue's attributes cannot be read, or they do not fit the
+/// engine's settings.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read the attributes of {queue_url}: {reason}")]
+#[error("{queue_url}: {reason}")]
 pub struct PollError {
     queue_url: String,
     reason: String,
@@ -45,8 +58,12 @@ pub struct PollError {
 /// Longest pause between receive attempts while SQS is unreachable.
 const MAX_RECEIVE_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Polls until `shutdown` resolves. A batch in hand when it does is finished first (it is
-/// bounded by the queue's visibility timeout, like an invocation by its deadline).
+/// How much longer than its wait a receive's HTTP attempt may take: SQS answers a long poll
+/// at the end of the wait, and the answer needs time to arrive.
+const RECEIVE_ATTEMPT_EXTRA: Duration = Duration::from_secs(10);
+
+/// Polls until `shutdown` resolves. A batch in hand then has `options.shutdown_grace` to
+/// finish before it is cut.
 pub async fn poll<Q: QueueOps, H: RecordHandler>(
     engine: &Engine<Q>,
     handler: &H,
@@ -54,15 +71,17 @@ pub async fn poll<Q: QueueOps, H: RecordHandler>(
     options: &PollOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<PollTotals, PollError> {
-    let (queue_arn, visibility) = queue_facts(sqs, &options.queue_url).await?;
+    let facts = queue_facts(sqs, &options.queue_url).await?;
+    check_queue(engine, &options.queue_url, &facts)?;
+    let QueueFacts { arn: queue_arn, visibility, .. } = facts;
     tracing::info!(event = "poll_start", queue_arn, visibility_s = visibility.as_secs(), "polling");
-    let mut shutdown = std::pin::pin!(shutdown);
+    let shutdown = Box::pin(shutdown).shared();
     let mut totals = PollTotals::default();
     let mut pause = Duration::ZERO;
     loop {
         let received = tokio::select! {
             biased;
-            () = &mut shutdown => break,
+            () = shutdown.clone() => break,
             received = receive(sqs, options, pause) => received,
         };
         let received_at = Instant::now();
@@ -81,8 +100,13 @@ pub async fn poll<Q: QueueOps, H: RecordHandler>(
             continue;
         }
         let batch = Batch { records: messages.iter().map(|m| Record::from_message(m, &queue_arn)).collect() };
+        let grace = options.shutdown_grace;
+        let stop = shutdown.clone().then(|()| async move {
+            tracing::info!(event = "shutdown_grace", grace_s = grace.as_secs(), "finishing the batch in hand");
+            tokio::time::sleep(grace).await;
+        });
         // The messages reappear when their visibility timeout runs out: that is the deadline.
-        let failed = match engine.process(&batch, received_at + visibility, handler).await {
+        let failed = match engine.process_until(&batch, received_at + visibility, stop, handler).await {
             Ok(response) => response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
             // Cannot happen with received messages (they all have ids); retry them all.
             Err(_) => messages.iter().filter_map(|m| m.message_id.clone()).collect::<Vec<_>>(),
@@ -91,36 +115,103 @@ pub async fn poll<Q: QueueOps, H: RecordHandler>(
             messages.iter().filter(|m| m.message_id().is_none_or(|id| !failed.iter().any(|f| f == id))).collect();
         totals.received += messages.len();
         totals.failed += messages.len() - done.len();
-        totals.deleted += delete(sqs, &options.queue_url, &done).await;
+        let deleted = delete(sqs, &options.queue_url, &done).await;
+        totals.deleted += deleted;
+        totals.delete_failed += done.len() - deleted;
     }
     tracing::info!(
         event = "poll_stop",
         received = totals.received,
         deleted = totals.deleted,
         failed = totals.failed,
+        delete_failed = totals.delete_failed,
         "stopped polling"
     );
     Ok(totals)
 }
 
-async fn queue_facts(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<(String, Duration), PollError> {
+/// What the poller needs to know about its queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct QueueFacts {
+    arn: String,
+    visibility: Duration,
+    /// The redrive policy's `maxReceiveCount`, if the queue has one.
+    max_receive_count: Option<u32>,
+}
+
+async fn queue_facts(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<QueueFacts, PollError> {
     let error = |reason: String| PollError { queue_url: queue_url.to_owned(), reason };
     let out = sqs
         .get_queue_attributes()
         .queue_url(queue_url)
         .attribute_names(QueueAttributeName::QueueArn)
         .attribute_names(QueueAttributeName::VisibilityTimeout)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
         .send()
         .await
-        .map_err(|e| error(error_chain(&e)))?;
+        .map_err(|e| error(format!("cannot read the queue's attributes: {}", error_chain(&e))))?;
     let attributes = out.attributes.unwrap_or_default();
     let arn = attributes.get(&QueueAttributeName::QueueArn).cloned().ok_or_else(|| error("no QueueArn".into()))?;
     let visibility = attributes.get(&QueueAttributeName::VisibilityTimeout).and_then(|v| v.parse().ok()).unwrap_or(30);
-    Ok((arn, Duration::from_secs(visibility)))
+    let max_receive_count = match attributes.get(&QueueAttributeName::RedrivePolicy) {
+        None => None,
+        Some(policy) => Some(redrive_max_receive_count(policy).ok_or_else(|| {
+            error(format!("its RedrivePolicy has no readable maxReceiveCount: {}", crate::batch::reason::clean(policy)))
+        })?),
+    };
+    Ok(QueueFacts { arn, visibility: Duration::from_secs(visibility), max_receive_count })
+}
+
+/// `maxReceiveCount` of a redrive policy; SQS writes it as a number or as a string.
+fn redrive_max_receive_count(policy: &str) -> Option<u32> {
+    let policy: serde_json::Value = serde_json::from_str(policy).ok()?;
+    match &policy["maxReceiveCount"] {
+        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn check_queue<Q: QueueOps>(engine: &Engine<Q>, queue_url: &str, facts: &QueueFacts) -> Result<(), PollError> {
+    let error = |reason: String| Err(PollError { queue_url: queue_url.to_owned(), reason });
+    let settings = engine.settings();
+    match facts.max_receive_count {
+        None => {
+            return error(
+                "the queue has no redrive policy: a message that keeps failing would be retried until its \
+                 retention period drops it. Give it a RedrivePolicy to a dead-letter queue"
+                    .into(),
+            );
+        }
+        Some(n) if n != settings.max_receive_count => {
+            return error(format!(
+                "the queue's redrive policy has maxReceiveCount={n} but MAX_RECEIVE_COUNT={}: set them equal, so \
+                 the consumer knows which failure is the last",
+                settings.max_receive_count
+            ));
+        }
+        Some(_) => {}
+    }
+    if settings.deadline_margin >= facts.visibility {
+        return error(format!(
+            "DEADLINE_MARGIN_MS={} must be less than the queue's VisibilityTimeout={} s ({} ms): {}",
+            settings.deadline_margin.as_millis(),
+            facts.visibility.as_secs(),
+            facts.visibility.as_millis(),
+            crate::config::MARGIN_CONFLICT
+        ));
+    }
+    Ok(())
 }
 
 async fn receive(sqs: &aws_sdk_sqs::Client, options: &PollOptions, pause: Duration) -> Result<Vec<Message>, String> {
     tokio::time::sleep(pause).await;
+    // The client's attempt timeout is short (seconds) for every other call; a long poll waits
+    // up to 20 s by design. Cut early, the receive is retried while SQS may already have handed
+    // a message to the abandoned attempt: invisible for its visibility timeout, one more
+    // receive counted, and after enough of those, redriven without ever being processed.
+    let wait = Duration::from_secs(options.wait_seconds.max(0) as u64);
+    let timeouts = TimeoutConfig::builder().operation_attempt_timeout(wait + RECEIVE_ATTEMPT_EXTRA).build();
     let out = sqs
         .receive_message()
         .queue_url(&options.queue_url)
@@ -128,6 +219,8 @@ async fn receive(sqs: &aws_sdk_sqs::Client, options: &PollOptions, pause: Durati
         .wait_time_seconds(options.wait_seconds)
         .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
         .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+        .customize()
+        .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(timeouts))
         .send()
         .await
         .map_err(|e| error_chain(&e))?;
@@ -156,19 +249,79 @@ async fn delete(sqs: &aws_sdk_sqs::Client, queue_url: &str, messages: &[&Message
                 for failed in out.failed {
                     tracing::warn!(
                         event = "delete_failed",
-                        entry = failed.id,
+                        message_id = entry_message_id(chunk, &failed.id),
                         code = failed.code,
                         "message will be redelivered"
                     );
                 }
             }
-            Err(e) => tracing::warn!(
-                event = "delete_failed",
-                count = chunk.len(),
-                error = error_chain(&e),
-                "messages will be redelivered"
-            ),
+            Err(e) => {
+                let ids: Vec<&str> = chunk.iter().map(|m| m.message_id().unwrap_or("-")).collect();
+                tracing::warn!(
+                    event = "delete_failed",
+                    message_ids = ?ids,
+                    error = error_chain(&e),
+                    "messages will be redelivered"
+                )
+            }
         }
     }
     deleted
+}
+
+/// The message id behind a batch entry id (its index in the chunk).
+fn entry_message_id<'m>(chunk: &[&'m Message], entry_id: &str) -> &'m str {
+    entry_id.parse::<usize>().ok().and_then(|i| chunk.get(i)).and_then(|m| m.message_id()).unwrap_or("-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::Settings;
+
+    struct NoQueues;
+
+    impl QueueOps for NoQueues {
+        async fn dead_letter(&self, _: &crate::batch::DeadLetter<'_>) -> Result<(), crate::batch::QueueError> {
+            unreachable!()
+        }
+        async fn change_visibility(
+            &self,
+            _: &str,
+            _: &[crate::batch::VisibilityChange<'_>],
+        ) -> Result<Vec<(String, String)>, crate::batch::QueueError> {
+            unreachable!()
+        }
+    }
+
+    fn facts(max_receive_count: Option<u32>, visibility_s: u64) -> QueueFacts {
+        QueueFacts { arn: "arn".into(), visibility: Duration::from_secs(visibility_s), max_receive_count }
+    }
+
+    #[test]
+    fn redrive_policies_give_their_max_receive_count_as_number_or_string() {
+        assert_eq!(redrive_max_receive_count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":5}"#), Some(5));
+        assert_eq!(redrive_max_receive_count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":"7"}"#), Some(7));
+        assert_eq!(redrive_max_receive_count(r#"{"deadLetterTargetArn":"a"}"#), None);
+    }
+
+    #[test]
+    fn a_queue_without_redrive_a_max_receive_count_mismatch_or_a_margin_too_long_is_refused() {
+        let engine = Engine::new(Settings::default(), NoQueues);
+        assert!(check_queue(&engine, "q", &facts(Some(5), 30)).is_ok());
+        let err = check_queue(&engine, "q", &facts(None, 30)).unwrap_err().to_string();
+        assert!(err.starts_with("q: the queue has no redrive policy"), "{err}");
+        let err = check_queue(&engine, "q", &facts(Some(3), 30)).unwrap_err().to_string();
+        assert!(err.contains("maxReceiveCount=3 but MAX_RECEIVE_COUNT=5"), "{err}");
+        let err = check_queue(&engine, "q", &facts(Some(5), 2)).unwrap_err().to_string();
+        assert!(err.contains("DEADLINE_MARGIN_MS=2000 must be less than the queue's VisibilityTimeout=2 s"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_delete_entry_is_named_by_its_message_id() {
+        let messages = [Message::builder().message_id("m-0").build(), Message::builder().message_id("m-1").build()];
+        let chunk: Vec<&Message> = messages.iter().collect();
+        assert_eq!(entry_message_id(&chunk, "1"), "m-1");
+        assert_eq!(entry_message_id(&chunk, "9"), "-");
+    }
 }

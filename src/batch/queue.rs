@@ -2,15 +2,19 @@
 //! failure and holding a transient one back. Behind a trait so the engine's tests can use a
 //! fake; [`SqsQueues`] is the real thing.
 
+use std::borrow::Cow;
 use std::future::Future;
 
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue};
 
+use super::reason::{self, sqs_text};
+
 /// A permanent failure on its way to the dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter<'a> {
-    /// The original body, unchanged, so that a redrive replays the same message.
-    pub body: &'a str,
+    /// The original body, unchanged, so that a redrive replays the same message. `None` for a
+    /// record without one.
+    pub body: Option<&'a str>,
     /// The source message id.
     pub source_message_id: Option<&'a str>,
     /// The source queue ARN.
@@ -58,20 +62,106 @@ pub trait QueueOps: Sync {
 /// SQS limits `ChangeMessageVisibilityBatch` to ten entries.
 pub const VISIBILITY_BATCH_LIMIT: usize = 10;
 
-/// A dead-letter reason longer than this is cut, so it always fits in a message attribute.
-const MAX_REASON_BYTES: usize = 1024;
+/// The largest message SQS accepts (and the default of [`SqsQueues`]'s limit).
+pub const SQS_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// The body sent for a record without one: SQS refuses an empty body. The
+/// `body_placeholder` attribute says so.
+pub const PLACEHOLDER_BODY: &str = "-";
+
+/// The order in which a dead letter's attributes are dropped when body and attributes would
+/// exceed the dead-letter queue's `MaximumMessageSize`: the largest and least needed first,
+/// the error kind and the marker of a placeholder body last.
+pub const ATTRIBUTE_DROP_ORDER: [&str; 7] = [
+    "error_reason",
+    "source_queue",
+    "source_message_id",
+    "receive_count",
+    "dead_letter_key",
+    "error_kind",
+    "body_placeholder",
+];
+
+/// A dead letter as it is sent: the body and `(name, data type, value)` attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LetterParts<'a> {
+    /// The original body, or [`PLACEHOLDER_BODY`], or the body with refused characters escaped.
+    pub body: Cow<'a, str>,
+    /// The attributes that fit, in no particular order.
+    pub attributes: Vec<(&'static str, &'static str, String)>,
+    /// The attributes dropped to fit, in [`ATTRIBUTE_DROP_ORDER`].
+    pub dropped: Vec<&'static str>,
+}
+
+impl<'a> LetterParts<'a> {
+    /// Builds a letter's body and attributes, every value in SQS's character set, and drops
+    /// attributes in [`ATTRIBUTE_DROP_ORDER`] until the whole fits in `max_message_bytes`
+    /// (SQS counts the body and each attribute's name, type and value).
+    ///
+    /// `dead_letter_key` (`<source message id>:<receive count>`) is the same for every send
+    /// of the same failure, so a letter sent twice (an SDK retry after a lost answer) is
+    /// recognisable: standard queues do not deduplicate.
+    pub fn of(letter: &DeadLetter<'a>, max_message_bytes: usize) -> Self {
+        let (body, placeholder) = match letter.body {
+            None => (Cow::Borrowed(PLACEHOLDER_BODY), Some("missing")),
+            Some("") => (Cow::Borrowed(PLACEHOLDER_BODY), Some("empty")),
+            Some(body) => match sqs_text(body) {
+                Cow::Borrowed(body) => (Cow::Borrowed(body), None),
+                escaped => (escaped, Some("escaped")),
+            },
+        };
+        let text = |v: &str| sqs_text(v).into_owned();
+        let mut attributes = vec![
+            ("error_kind", "String", text(letter.kind)),
+            ("error_reason", "String", reason::clean(letter.reason)),
+            ("receive_count", "Number", letter.receive_count.to_string()),
+        ];
+        if let Some(id) = letter.source_message_id {
+            attributes.push(("source_message_id", "String", text(id)));
+            attributes.push(("dead_letter_key", "String", format!("{}:{}", text(id), letter.receive_count)));
+        }
+        if let Some(queue) = letter.source_queue {
+            attributes.push(("source_queue", "String", text(queue)));
+        }
+        if let Some(placeholder) = placeholder {
+            attributes.push(("body_placeholder", "String", placeholder.to_owned()));
+        }
+        let size = |attributes: &[(&str, &str, String)]| {
+            body.len() + attributes.iter().map(|(n, t, v)| n.len() + t.len() + v.len()).sum::<usize>()
+        };
+        let mut dropped = Vec::new();
+        for name in ATTRIBUTE_DROP_ORDER {
+            if size(&attributes) <= max_message_bytes {
+                break;
+            }
+            if let Some(i) = attributes.iter().position(|(n, _, _)| *n == name) {
+                attributes.remove(i);
+                dropped.push(name);
+            }
+        }
+        Self { body, attributes, dropped }
+    }
+}
 
 /// [`QueueOps`] over a real SQS endpoint.
 #[derive(Debug, Clone)]
 pub struct SqsQueues {
     client: aws_sdk_sqs::Client,
     dlq_url: String,
+    max_message_bytes: usize,
 }
 
 impl SqsQueues {
-    /// Sends dead letters to `dlq_url` through `client`.
+    /// Sends dead letters to `dlq_url` through `client`, assuming the dead-letter queue takes
+    /// messages up to the SQS maximum of 1 MiB.
     pub fn new(client: aws_sdk_sqs::Client, dlq_url: impl Into<String>) -> Self {
-        Self { client, dlq_url: dlq_url.into() }
+        Self { client, dlq_url: dlq_url.into(), max_message_bytes: SQS_MAX_MESSAGE_BYTES }
+    }
+
+    /// The dead-letter queue's `MaximumMessageSize`: letters are fitted into it.
+    pub fn with_max_message_bytes(mut self, max_message_bytes: usize) -> Self {
+        self.max_message_bytes = max_message_bytes;
+        self
     }
 }
 
@@ -79,32 +169,20 @@ fn string_attribute(value: impl Into<String>, data_type: &str) -> MessageAttribu
     MessageAttributeValue::builder().data_type(data_type).string_value(value).build().expect("data_type is set")
 }
 
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 impl QueueOps for SqsQueues {
     async fn dead_letter(&self, letter: &DeadLetter<'_>) -> Result<(), QueueError> {
-        let mut send = self
-            .client
-            .send_message()
-            .queue_url(&self.dlq_url)
-            .message_body(letter.body)
-            .message_attributes("error_kind", string_attribute(letter.kind, "String"))
-            .message_attributes("error_reason", string_attribute(truncate(letter.reason, MAX_REASON_BYTES), "String"))
-            .message_attributes("receive_count", string_attribute(letter.receive_count.to_string(), "Number"));
-        if let Some(id) = letter.source_message_id {
-            send = send.message_attributes("source_message_id", string_attribute(id, "String"));
+        let parts = LetterParts::of(letter, self.max_message_bytes);
+        if !parts.dropped.is_empty() {
+            tracing::warn!(
+                event = "dead_letter_trimmed",
+                message_id = letter.source_message_id.unwrap_or("-"),
+                dropped = ?parts.dropped,
+                "attributes dropped so the letter fits the dead-letter queue's maximum message size"
+            );
         }
-        if let Some(queue) = letter.source_queue {
-            send = send.message_attributes("source_queue", string_attribute(queue, "String"));
+        let mut send = self.client.send_message().queue_url(&self.dlq_url).message_body(parts.body);
+        for (name, data_type, value) in parts.attributes {
+            send = send.message_attributes(name, string_attribute(value, data_type));
         }
         // A FIFO source has a FIFO dead-letter queue, which needs a group and a deduplication
         // id; the source message id makes a repeated send after a timeout a no-op.
@@ -210,10 +288,58 @@ mod tests {
         assert_eq!(queue_url_from_arn("notes", None), None);
     }
 
+    fn letter(body: Option<&str>) -> DeadLetter<'_> {
+        DeadLetter {
+            body,
+            source_message_id: Some("m-1"),
+            source_queue: Some("arn:aws:sqs:us-east-1:1:notes"),
+            group_id: None,
+            kind: "invalid_message",
+            reason: "op: unknown variant `\u{0}`",
+            receive_count: 2,
+        }
+    }
+
+    fn names(parts: &LetterParts<'_>) -> Vec<&'static str> {
+        let mut names: Vec<_> = parts.attributes.iter().map(|(n, _, _)| *n).collect();
+        names.sort();
+        names
+    }
+
     #[test]
-    fn long_reasons_are_cut_on_a_character_boundary() {
-        let reason = "é".repeat(600);
-        let cut = truncate(&reason, MAX_REASON_BYTES);
-        assert!(cut.len() <= MAX_REASON_BYTES && cut.chars().all(|c| c == 'é'));
+    fn a_letter_carries_a_stable_deduplication_key_and_only_characters_sqs_accepts() {
+        let parts = LetterParts::of(&letter(Some("x")), SQS_MAX_MESSAGE_BYTES);
+        let value = |name| parts.attributes.iter().find(|(n, _, _)| *n == name).map(|(_, _, v)| v.as_str());
+        assert_eq!(value("dead_letter_key"), Some("m-1:2"));
+        assert_eq!(value("receive_count"), Some("2"));
+        let bad = DeadLetter { reason: "op \u{0}\u{fffe}", kind: "k\u{1}", ..letter(Some("a\u{0}b")) };
+        let parts = LetterParts::of(&bad, SQS_MAX_MESSAGE_BYTES);
+        assert!(parts.body.chars().all(crate::batch::reason::sqs_accepts));
+        assert!(parts.attributes.iter().all(|(_, _, v)| v.chars().all(crate::batch::reason::sqs_accepts)));
+        assert_eq!(parts.attributes.iter().find(|(n, _, _)| *n == "body_placeholder").unwrap().2, "escaped");
+        assert!(parts.dropped.is_empty());
+    }
+
+    #[test]
+    fn a_missing_or_empty_body_is_sent_as_a_placeholder_and_said_so() {
+        for (body, marker) in [(None, "missing"), (Some(""), "empty")] {
+            let parts = LetterParts::of(&letter(body), SQS_MAX_MESSAGE_BYTES);
+            assert_eq!(parts.body, PLACEHOLDER_BODY);
+            assert!(parts.attributes.contains(&("body_placeholder", "String", marker.to_owned())), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn a_letter_too_large_for_the_dlq_drops_attributes_in_the_documented_order() {
+        let max = 256 * 1024;
+        let body = "b".repeat(max - 80);
+        let parts = LetterParts::of(&letter(Some(&body)), max);
+        assert_eq!(parts.dropped, ["error_reason", "source_queue", "source_message_id"]);
+        assert_eq!(names(&parts), ["dead_letter_key", "error_kind", "receive_count"]);
+        let size =
+            parts.body.len() + parts.attributes.iter().map(|(n, t, v)| n.len() + t.len() + v.len()).sum::<usize>();
+        assert!(size <= max, "{size}");
+        // Room for everything: nothing dropped.
+        assert!(LetterParts::of(&letter(Some(&body)), SQS_MAX_MESSAGE_BYTES).dropped.is_empty());
     }
 }

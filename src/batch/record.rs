@@ -39,6 +39,26 @@ pub struct Record<'a> {
     /// The queue the message came from: `arn:aws:sqs:<region>:<account>:<name>`.
     #[serde(rename = "eventSourceARN", borrow, default, deserialize_with = "option_cow")]
     pub event_source_arn: Option<Cow<'a, str>>,
+    /// `eventSource`, which must be `aws:sqs`: an SNS, S3 or other event is refused whole
+    /// rather than dead-lettered record by record as bodiless messages.
+    #[serde(rename = "eventSource")]
+    pub event_source: SqsSource,
+}
+
+/// The `eventSource` of an SQS record: reading anything but `aws:sqs` is an error.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SqsSource;
+
+impl<'de> Deserialize<'de> for SqsSource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let source = Cow::<'de, str>::deserialize(deserializer)?;
+        if source == "aws:sqs" {
+            Ok(SqsSource)
+        } else {
+            let excerpt = super::reason::excerpt(&source, 16);
+            Err(serde::de::Error::custom(format_args!("expected `aws:sqs`, found `{excerpt}`")))
+        }
+    }
 }
 
 /// The SQS system attributes the engine reads; all others are skipped without being copied.
@@ -83,6 +103,7 @@ impl<'a> Record<'a> {
                 message_group_id: attribute(MessageSystemAttributeName::MessageGroupId),
             },
             event_source_arn: Some(Cow::Borrowed(queue_arn)),
+            event_source: SqsSource,
         }
     }
 
@@ -111,7 +132,7 @@ mod tests {
     fn bodies_with_escapes_are_unescaped_and_ids_are_borrowed() {
         let payload = r#"{"Records":[{"messageId":"m-1","receiptHandle":"rh","body":"{\"a\":1}",
             "attributes":{"ApproximateReceiveCount":"3","SentTimestamp":"1"},
-            "messageAttributes":{},"eventSourceARN":"arn:aws:sqs:us-east-1:1:q"}]}"#;
+            "messageAttributes":{},"eventSource":"aws:sqs","eventSourceARN":"arn:aws:sqs:us-east-1:1:q"}]}"#;
         let batch = Batch::parse(payload).unwrap();
         let record = &batch.records[0];
         assert!(matches!(record.message_id, Some(Cow::Borrowed("m-1"))));
@@ -126,6 +147,10 @@ mod tests {
         assert!(err.contains("missing field `Records`"), "{err}");
         let err = Batch::parse(r#"{"Records":[{"messageId":7}]}"#).unwrap_err().to_string();
         assert!(err.contains("Records[0].messageId"), "{err}");
+        let err = Batch::parse(r#"{"Records":[{"EventSource":"aws:sns","Sns":{"Message":"x"}}]}"#).unwrap_err();
+        assert!(err.to_string().contains("Records[0]: missing field `eventSource`"), "{err}");
+        let err = Batch::parse(r#"{"Records":[{"eventSource":"aws:s3","s3":{}}]}"#).unwrap_err().to_string();
+        assert!(err.contains("Records[0].eventSource: expected `aws:sqs`, found `aws:s3`"), "{err}");
         let err = Batch::parse("not json").unwrap_err().to_string();
         assert!(err.contains("expected ident") || err.contains("expected value"), "{err}");
     }

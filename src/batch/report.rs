@@ -37,8 +37,9 @@ pub fn outcome(record: &Record<'_>, receive_count: u32, outcome: &Outcome, next_
             let reason = match failure {
                 Failure::Transient(r) | Failure::Panicked(r) => r.as_str(),
                 Failure::DeadLetterUnavailable { error, .. } => error.as_str(),
-                Failure::TimedOut => "still running at the invocation deadline",
+                Failure::TimedOut => "unfinished when the batch was cut (deadline less margin, or shutdown)",
                 Failure::SkippedAfterGroupFailure => "an earlier record of its message group failed",
+                Failure::Braked => "not tried: the brake engaged after consecutive transient failures",
             };
             if final_attempt {
                 tracing::error!(
@@ -80,6 +81,8 @@ pub struct Counts {
     pub retried: usize,
     /// Sent to the dead-letter queue.
     pub dead_lettered: usize,
+    /// Reported failed untried because the brake engaged (also counted in `retried`).
+    pub braked: usize,
 }
 
 impl Counts {
@@ -91,7 +94,10 @@ impl Counts {
                 Outcome::Succeeded(Ack::Applied) => counts.succeeded += 1,
                 Outcome::Succeeded(Ack::Stale) => counts.stale += 1,
                 Outcome::DeadLettered { .. } => counts.dead_lettered += 1,
-                Outcome::Failed(_) => counts.retried += 1,
+                Outcome::Failed(failure) => {
+                    counts.retried += 1;
+                    counts.braked += usize::from(*failure == Failure::Braked);
+                }
             }
         }
         counts
@@ -115,6 +121,7 @@ pub fn emf(namespace: &str, counts: Counts, duration: Duration, now: SystemTime)
                     {"Name": "Stale", "Unit": "Count"},
                     {"Name": "Retried", "Unit": "Count"},
                     {"Name": "DeadLettered", "Unit": "Count"},
+                    {"Name": "BrakeEngaged", "Unit": "Count"},
                     {"Name": "BatchDuration", "Unit": "Milliseconds"}
                 ]
             }]
@@ -125,6 +132,8 @@ pub fn emf(namespace: &str, counts: Counts, duration: Duration, now: SystemTime)
         "Stale": counts.stale,
         "Retried": counts.retried,
         "DeadLettered": counts.dead_lettered,
+        // 1 for a batch in which the brake engaged: its Sum counts braked batches.
+        "BrakeEngaged": usize::from(counts.braked > 0),
         "BatchDuration": duration.as_secs_f64() * 1000.0,
     })
 }
@@ -143,10 +152,10 @@ mod tests {
 
     #[test]
     fn emf_document_declares_every_metric_it_carries() {
-        let counts = Counts { received: 4, succeeded: 1, stale: 1, retried: 1, dead_lettered: 1 };
+        let counts = Counts { received: 4, succeeded: 1, stale: 1, retried: 1, dead_lettered: 1, braked: 1 };
         let doc = emf("NotesSync", counts, Duration::from_millis(12), UNIX_EPOCH + Duration::from_secs(7));
         let declared = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap();
-        assert_eq!(declared.len(), 6);
+        assert_eq!(declared.len(), 7);
         for metric in declared {
             let name = metric["Name"].as_str().unwrap();
             assert!(doc[name].is_number(), "{name} is declared but has no value");
@@ -154,5 +163,6 @@ mod tests {
         assert_eq!(doc["_aws"]["Timestamp"], 7000);
         assert_eq!(doc["Received"], 4);
         assert_eq!(doc["DeadLettered"], 1);
+        assert_eq!(doc["BrakeEngaged"], 1);
     }
 }

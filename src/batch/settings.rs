@@ -28,6 +28,9 @@ pub struct Settings {
     pub deadline_margin: Duration,
     /// FIFO failure policy.
     pub fifo_mode: FifoMode,
+    /// The store-outage brake: after this many transient failures in a row, records not yet
+    /// started are reported failed untried (with the same backoff). 0 turns it off.
+    pub brake_after: u32,
     /// Endpoint override for SQS (local emulators): turns event source ARNs into queue URLs.
     pub sqs_endpoint: Option<String>,
     /// CloudWatch namespace of the embedded metrics.
@@ -42,6 +45,7 @@ impl Default for Settings {
             max_concurrency: 16,
             deadline_margin: Duration::from_millis(2000),
             fifo_mode: FifoMode::Group,
+            brake_after: 5,
             sqs_endpoint: None,
             metrics_namespace: "NotesSync".to_owned(),
         }

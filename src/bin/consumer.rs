@@ -63,7 +63,8 @@ async fn main() -> ExitCode {
 async fn run(mode: Mode) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     // One SDK configuration for every client. Each attempt is bounded so that a hung
-    // connection cannot eat the invocation; the engine's deadline bounds the rest.
+    // connection cannot eat the invocation; the engine's deadline bounds the rest. Poll
+    // mode's long receive overrides the attempt timeout for itself (batch::poller).
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
             TimeoutConfig::builder()
@@ -74,7 +75,8 @@ async fn run(mode: Mode) -> anyhow::Result<()> {
         .load()
         .await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let engine = Engine::new(config.settings, SqsQueues::new(sqs.clone(), config.dlq_url));
+    let queues = SqsQueues::new(sqs.clone(), config.dlq_url).with_max_message_bytes(config.dlq_max_message_bytes);
+    let engine = Engine::new(config.settings, queues);
     let handler = NotesHandler::new(DynamoNoteStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name));
 
     match mode {
@@ -92,7 +94,7 @@ async fn run(mode: Mode) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!(e))
         }
         Mode::Poll { queue_url, max_messages, wait_seconds } => {
-            let options = PollOptions { queue_url, max_messages, wait_seconds };
+            let options = PollOptions { queue_url, max_messages, wait_seconds, shutdown_grace: config.shutdown_grace };
             poll(&engine, &handler, &sqs, &options, shutdown_signal()).await?;
             Ok(())
         }
@@ -106,7 +108,7 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    tracing::info!(event = "shutdown", "signal received: finishing the batch in hand");
+    tracing::info!(event = "shutdown", "signal received: no more receives; the batch in hand has its grace");
 }
 
 /// JSON log lines on stdout, one per event, fields at the top level.

@@ -16,6 +16,11 @@ impl<S: NoteStore> NotesHandler<S> {
     pub fn new(store: S) -> Self {
         Self { store }
     }
+
+    /// The store it writes to.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
 }
 
 impl<S: NoteStore> RecordHandler for NotesHandler<S> {

@@ -30,11 +30,38 @@ pub const MAX_CLIENT_ID_BYTES: usize = 128;
 /// What the message asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
+// Read through `TryFrom<String>`: serde's own "unknown variant" message quotes the whole
+// value between backticks, and a value with backticks of its own defeated the excerpting of
+// quoted values (found by the `message` fuzz target: fuzz/regressions/message/).
+#[serde(try_from = "String")]
 pub enum Op {
     /// Create or replace the note at this version.
     Upsert,
     /// Delete the note: a tombstone at this version.
     Delete,
+}
+
+/// An `op` that is neither `upsert` nor `delete`; its text quotes a short escaped excerpt.
+#[derive(Debug)]
+pub struct UnknownOp(String);
+
+impl std::fmt::Display for UnknownOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let excerpt = crate::batch::reason::excerpt(&self.0, EXCERPT_CHARS).replace('`', "\\u{60}");
+        write!(f, "unknown variant `{excerpt}`, expected `upsert` or `delete`")
+    }
+}
+
+impl TryFrom<String> for Op {
+    type Error = UnknownOp;
+
+    fn try_from(op: String) -> Result<Self, UnknownOp> {
+        match op.as_str() {
+            "upsert" => Ok(Self::Upsert),
+            "delete" => Ok(Self::Delete),
+            _ => Err(UnknownOp(op)),
+        }
+    }
 }
 
 /// A note-sync message.
@@ -113,8 +140,8 @@ impl<'a> NoteMessage<'a> {
             });
         }
         let message: Self = json::parse(body).map_err(|e| match e.category {
-            serde_json::error::Category::Data => Invalid::Shape(e.message),
-            _ => Invalid::Json(e.message),
+            serde_json::error::Category::Data => Invalid::Shape(excerpt_quoted(&e.message)),
+            _ => Invalid::Json(excerpt_quoted(&e.message)),
         })?;
         message.validate()?;
         Ok(message)
@@ -149,6 +176,44 @@ impl<'a> NoteMessage<'a> {
         }
         Ok(())
     }
+}
+
+/// The longest excerpt of an input value that a reason quotes, in characters.
+const EXCERPT_CHARS: usize = 16;
+
+/// A parser message with every quoted value (between backticks or double quotes, as serde
+/// writes them) cut to a short escaped excerpt: a reason must not carry the input (a 200 KB
+/// field, a NUL that SQS refuses in an attribute) into logs and dead letters.
+fn excerpt_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(256));
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest.as_bytes()[open] as char;
+        out.push_str(&rest[..=open]);
+        let inner = &rest[open + 1..];
+        // The closing quote; serde escapes a double quote inside a double-quoted value.
+        let mut close = None;
+        let mut escaped = false;
+        for (i, c) in inner.char_indices() {
+            match c {
+                '\\' if quote == '"' && !escaped => escaped = true,
+                c if c == quote && !escaped => {
+                    close = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let Some(close) = close else {
+            out.push_str(&crate::batch::reason::excerpt(inner, EXCERPT_CHARS));
+            return out;
+        };
+        out.push_str(&crate::batch::reason::excerpt(&inner[..close], EXCERPT_CHARS));
+        out.push(quote);
+        rest = &inner[close + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), Invalid> {
@@ -219,6 +284,30 @@ mod tests {
             assert!(err.to_string().starts_with(kind), "{err}");
             assert!(err.to_string().contains(text), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn quoted_input_is_cut_to_a_short_escaped_excerpt() {
+        let err = NoteMessage::parse(&with("op", r#""\u0000""#)).unwrap_err().to_string();
+        assert!(
+            err.starts_with("invalid_message: op: unknown variant `\\u{0}`, expected `upsert` or `delete`"),
+            "{err}"
+        );
+        let huge = format!("\"{}\"", "x".repeat(200_000));
+        let err = NoteMessage::parse(&with("op", &huge)).unwrap_err().to_string();
+        assert!(err.len() < 200, "{} bytes: {err}", err.len());
+        assert!(err.contains("`xxxxxxxxxxxxxxxx…`"), "{err}");
+        let err = NoteMessage::parse(&with("note.version", r#""a \"quoted\" long value here""#)).unwrap_err();
+        assert!(err.to_string().contains(r#"string "a \"quoted\" lon…""#), "{err}");
+    }
+
+    #[test]
+    fn an_op_with_backticks_of_its_own_is_still_cut_to_a_short_excerpt() {
+        // fuzz/regressions/message/op-with-backticks.json, minimised.
+        let op = format!("\"{}\"", "b````a``del`^^^".repeat(40));
+        let err = NoteMessage::parse(&with("op", &op)).unwrap_err().to_string();
+        assert!(err.len() < 200, "{} bytes: {err}", err.len());
+        assert!(err.starts_with("invalid_message: op: unknown variant `b\\u{60}"), "{err}");
     }
 
     #[test]

@@ -9,4 +9,4 @@ pub use handler::NotesHandler;
 pub use message::{
     Invalid, MAX_BODY_BYTES, MAX_CLIENT_ID_BYTES, MAX_ID_BYTES, MAX_TITLE_BYTES, Note, NoteMessage, Op, SCHEMA_VERSION,
 };
-pub use store::{DynamoNoteStore, NoteStore, StoreError, Written};
+pub use store::{DynamoNoteStore, NoteStore, StoreError, Written, change_order};

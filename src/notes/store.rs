@@ -3,10 +3,17 @@
 //! Writes are idempotent under at-least-once delivery: a note is written only if the store
 //! has no version of it yet or an older one. A replay or an out-of-order older version is
 //! refused by the condition and reported as [`Written::Stale`], which is a success.
+//!
+//! "Older" is a total order on `(version, updated_at, client_id)`: two clients that write the
+//! same version converge on one winner everywhere, whatever order their messages arrive in,
+//! and only a true replay (all three equal) is stale. `updated_at` is compared as an instant
+//! (nanoseconds since the Unix epoch, stored as `updated_ns`), so offsets do not matter.
 
 use std::future::Future;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::message::{NoteMessage, Op};
 
@@ -24,6 +31,13 @@ pub enum Written {
 #[derive(Debug, thiserror::Error)]
 #[error("note store: {0}")]
 pub struct StoreError(pub String);
+
+/// The order in which changes of one note win: version, then the instant of `updated_at`,
+/// then the client id. `None` when `updated_at` is not RFC 3339 (validation refuses that).
+pub fn change_order<'m>(message: &'m NoteMessage<'_>) -> Option<(u64, i128, &'m str)> {
+    let updated = OffsetDateTime::parse(&message.note.updated_at, &Rfc3339).ok()?;
+    Some((message.note.version, updated.unix_timestamp_nanos(), &message.client_id))
+}
 
 /// Keeps the newest version of each note.
 pub trait NoteStore: Sync {
@@ -49,10 +63,18 @@ fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
 
+/// The write's condition: no stored change yet, or the stored one is lower in
+/// [`change_order`]. Names are written out (no placeholders): none is a reserved word.
+const NEWER: &str = "attribute_not_exists(id) OR version < :v \
+    OR (version = :v AND (updated_ns < :u OR (updated_ns = :u AND client_id < :c)))";
+
 impl NoteStore for DynamoNoteStore {
     async fn apply(&self, message: &NoteMessage<'_>) -> Result<Written, StoreError> {
         let note = &message.note;
-        let version = AttributeValue::N(note.version.to_string());
+        let (version, updated_ns, client_id) = change_order(message)
+            .ok_or_else(|| StoreError("note.updated_at is not RFC 3339 (validation should have refused it)".into()))?;
+        let version = AttributeValue::N(version.to_string());
+        let updated_ns = AttributeValue::N(updated_ns.to_string());
         let mut put = self
             .client
             .put_item()
@@ -60,10 +82,13 @@ impl NoteStore for DynamoNoteStore {
             .item("id", s(&note.id))
             .item("version", version.clone())
             .item("updated_at", s(&note.updated_at))
-            .item("client_id", s(&message.client_id))
+            .item("updated_ns", updated_ns.clone())
+            .item("client_id", s(client_id))
             .item("deleted", AttributeValue::Bool(message.op == Op::Delete))
-            .condition_expression("attribute_not_exists(id) OR version < :v")
-            .expression_attribute_values(":v", version);
+            .condition_expression(NEWER)
+            .expression_attribute_values(":v", version)
+            .expression_attribute_values(":u", updated_ns)
+            .expression_attribute_values(":c", s(client_id));
         // A delete keeps only a tombstone: the version stops an older upsert from reviving it.
         if message.op == Op::Upsert {
             put = put

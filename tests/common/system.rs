@@ -70,9 +70,16 @@ impl System {
     /// backoff 1 s doubling to at most 16 s, so five receives fit in a test and their delays
     /// stay below the cap, where jitter could make one shorter than the last.
     pub fn start_consumer(&self) -> Consumer {
+        self.start_consumer_with(&["--wait-seconds", "1"], &[])
+    }
+
+    /// [`System::start_consumer`] with other poll arguments (none: the defaults) and extra
+    /// environment variables.
+    pub fn start_consumer_with(&self, args: &[&str], env: &[(&str, &str)]) -> Consumer {
         let mut command = Command::new(env!("CARGO_BIN_EXE_consumer"));
         command
-            .args(["poll", "--queue-url", self.resources.str("queue_url"), "--wait-seconds", "1"])
+            .args(["poll", "--queue-url", self.resources.str("queue_url")])
+            .args(args)
             .env_remove("AWS_LAMBDA_RUNTIME_API")
             .envs([
                 ("TABLE_NAME", self.resources.str("table").to_owned()),
@@ -87,6 +94,7 @@ impl System {
                 ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
                 ("RUST_LOG", "info".to_owned()),
             ])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -158,6 +166,23 @@ impl Consumer {
         // SAFETY: signalling our own child by pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         self.child.wait().unwrap().code()
+    }
+
+    /// SIGTERM, then wait at most `within`; `Err` (after SIGKILL) if it did not exit by then.
+    pub fn terminate_within(&mut self, within: Duration) -> Result<Option<i32>, String> {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Ok(status.code());
+            }
+            if std::time::Instant::now() >= deadline {
+                self.kill();
+                return Err(format!("still running {within:?} after SIGTERM"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 

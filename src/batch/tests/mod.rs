@@ -3,13 +3,16 @@
 //! visibility changes are exactly the documented ones.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::*;
+use crate::testing::capture_logs;
+
+mod reliability;
 
 const ARN: &str = "arn:aws:sqs:us-east-1:000000000000:notes";
 const FIFO_ARN: &str = "arn:aws:sqs:us-east-1:000000000000:notes.fifo";
@@ -32,6 +35,7 @@ fn record(id: &str, body: &str, arn: &str, group: Option<&str>) -> Record<'stati
             message_group_id: group.map(|g| g.to_owned().into()),
         },
         event_source_arn: Some(arn.to_owned().into()),
+        ..Record::default()
     }
 }
 
@@ -40,7 +44,8 @@ fn with_receive_count(mut record: Record<'static>, n: u32) -> Record<'static> {
     record
 }
 
-/// Behaves as its body says: `ok`, `stale`, `transient`, `bad`, `panic`, `sleep:<ms>`.
+/// Behaves as its body says: `ok`, `stale`, `transient`, `bad`, `panic`, or `sleep:<ms>`
+/// followed by `:<one of those>` (default `ok`).
 #[derive(Default)]
 struct Scripted {
     in_flight: AtomicUsize,
@@ -53,18 +58,19 @@ impl RecordHandler for Scripted {
         self.started.lock().unwrap().push(record.id().unwrap_or("-").to_owned());
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        let body = record.body.as_deref().unwrap_or_default();
+        let mut body = record.body.as_deref().unwrap_or_default();
+        if let Some(rest) = body.strip_prefix("sleep:") {
+            let (ms, then) = rest.split_once(':').unwrap_or((rest, "ok"));
+            tokio::time::sleep(Duration::from_millis(ms.parse().expect("scripted sleep"))).await;
+            body = then;
+        }
         let result = match body {
             "ok" => Ok(Ack::Applied),
             "stale" => Ok(Ack::Stale),
             "transient" => Err(RecordError::transient("store unavailable")),
             "bad" => Err(RecordError::permanent("invalid_json", "invalid_json: expected value at line 1 column 1")),
             "panic" => panic!("scripted panic"),
-            other => {
-                let ms = other.strip_prefix("sleep:").and_then(|ms| ms.parse().ok()).expect("scripted body");
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                Ok(Ack::Applied)
-            }
+            other => panic!("unknown scripted body {other}"),
         };
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         result
@@ -80,6 +86,12 @@ struct FakeQueues {
     visibility_calls: Mutex<Vec<VisibilityCall>>,
     dead_letter_down: bool,
     visibility_down: bool,
+    /// How long SQS takes to answer a send that it has already stored.
+    dead_letter_answer_delay: Duration,
+    /// How long a visibility call takes, and how many ran at once at most.
+    visibility_delay: Duration,
+    visibility_in_flight: AtomicUsize,
+    visibility_max_in_flight: AtomicUsize,
 }
 
 fn leak(s: &str) -> &'static str {
@@ -92,7 +104,7 @@ impl QueueOps for FakeQueues {
             return Err(QueueError("connection refused".into()));
         }
         self.dead_letters.lock().unwrap().push(DeadLetter {
-            body: leak(l.body),
+            body: l.body.map(leak),
             source_message_id: l.source_message_id.map(leak),
             source_queue: l.source_queue.map(leak),
             group_id: l.group_id.map(leak),
@@ -100,6 +112,7 @@ impl QueueOps for FakeQueues {
             reason: leak(l.reason),
             receive_count: l.receive_count,
         });
+        tokio::time::sleep(self.dead_letter_answer_delay).await;
         Ok(())
     }
 
@@ -111,6 +124,10 @@ impl QueueOps for FakeQueues {
         if self.visibility_down {
             return Err(QueueError("connection refused".into()));
         }
+        let now = self.visibility_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.visibility_max_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(self.visibility_delay).await;
+        self.visibility_in_flight.fetch_sub(1, Ordering::SeqCst);
         let entries = changes.iter().map(|c| (c.message_id.to_owned(), c.seconds)).collect();
         self.visibility_calls.lock().unwrap().push((url.to_owned(), entries));
         Ok(Vec::new())
@@ -190,7 +207,7 @@ async fn permanent_failures_are_dead_lettered_with_their_reason_and_reported_as_
     assert_eq!(
         letters,
         [DeadLetter {
-            body: "bad",
+            body: Some("bad"),
             source_message_id: Some("a"),
             source_queue: Some(ARN),
             group_id: None,
@@ -317,8 +334,12 @@ async fn transient_failures_back_off_exponentially_from_the_receive_count() {
     }
 }
 
-#[tokio::test]
-async fn visibility_changes_go_in_calls_of_at_most_ten_and_never_above_twelve_hours() {
+/// Issue 9, item 6: this test used to accept delays up to 43,200 s, but SQS counts the 12
+/// hours from the receive, so that much asked for after the receive is refused. The bound
+/// is 12 hours less the slack for time between receive and call (the batch itself takes no
+/// time here: the clock is paused).
+#[tokio::test(start_paused = true)]
+async fn visibility_changes_go_in_calls_of_at_most_ten_and_never_past_twelve_hours_from_the_receive() {
     let settings = Settings { backoff: Backoff::new(3600, 1_000_000), ..Settings::default() };
     let engine = engine_with(settings, FakeQueues::default());
     let records = (0..23).map(|i| with_receive_count(sqs_record(&format!("m{i}"), "transient"), 30)).collect();
@@ -330,7 +351,7 @@ async fn visibility_changes_go_in_calls_of_at_most_ten_and_never_above_twelve_ho
         calls
             .iter()
             .flat_map(|(_, e)| e)
-            .all(|(_, s)| *s <= MAX_VISIBILITY_SECONDS && *s >= MAX_VISIBILITY_SECONDS / 2)
+            .all(|(_, s)| *s < MAX_VISIBILITY_SECONDS - VISIBILITY_SLACK_SECONDS && *s >= MAX_VISIBILITY_SECONDS / 2)
     );
 }
 
@@ -348,31 +369,6 @@ async fn local_endpoints_turn_the_source_arn_into_an_emulator_queue_url() {
     failed_ids(&engine, &batch(vec![sqs_record("a", "transient")]), &Scripted::default()).await;
     let calls = engine.queues().visibility_calls.lock().unwrap().clone();
     assert_eq!(calls[0].0, "http://127.0.0.1:4566/000000000000/notes");
-}
-
-/// Captures the JSON log lines written while `f` runs.
-async fn capture_logs<F: std::future::Future<Output = ()>>(f: F) -> Vec<serde_json::Value> {
-    let buffer = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let sink = buffer.clone();
-    let subscriber =
-        tracing_subscriber::fmt().json().flatten_event(true).with_writer(move || SharedWriter(sink.clone())).finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    f.await;
-    drop(guard);
-    let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).expect("every log line is JSON")).collect()
-}
-
-struct SharedWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for SharedWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]
