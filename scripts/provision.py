@@ -1,6 +1,6 @@
 """Creates in the local emulators what template.yaml creates in AWS, from the template's own
 values: queue attributes, redrive policy, table keys, the DLQ-depth alarm and its topic, and
-the client feature flags parameter in SSM.
+the client feature flags parameter in SSM, and the dashboard.
 No number is copied here; change the template and the local system follows.
 
     provision.py [--sqs-endpoint URL] [--dynamodb-endpoint URL] [--stack NAME]
@@ -130,6 +130,27 @@ def create_queue(sqs, t, logical_id):
     return url, arn
 
 
+def alarm_arn(name):
+    return f"arn:{PARTITION}:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
+
+
+def put_dashboard(cloudwatch, t, suffix):
+    """The template's dashboard, its body resolved as CloudFormation would. The function is not
+    deployed locally: its widgets name `local`, the function name the consumer's metrics carry
+    outside Lambda. Alarms that are not created locally still get their ARN."""
+    dashboard_id = t.find("AWS::CloudWatch::Dashboard")
+    t.made.setdefault(t.find("AWS::Serverless::Function"), {"Ref": "local"})
+    for logical_id, resource in t.doc["Resources"].items():
+        if resource["Type"] == "AWS::CloudWatch::Alarm" and logical_id not in t.made:
+            name = t.eval(resource["Properties"]["AlarmName"])
+            t.made[logical_id] = {"Ref": name, "Arn": alarm_arn(name)}
+    props = t.properties(dashboard_id)
+    name = props["DashboardName"] + suffix
+    json.loads(props["DashboardBody"])  # CloudFormation would refuse a body that is not JSON
+    cloudwatch.put_dashboard(DashboardName=name, DashboardBody=props["DashboardBody"])
+    return name
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sqs-endpoint", default="http://127.0.0.1:4566")
@@ -177,9 +198,12 @@ def main():
                 alarm[k] = int(alarm[k])
         alarm["Threshold"] = float(alarm["Threshold"])
         cloudwatch.put_metric_alarm(**alarm)
+        t.made[alarm_id] = {"Ref": alarm["AlarmName"], "Arn": alarm_arn(alarm["AlarmName"])}
 
-        table_props = t.properties(t.find("AWS::DynamoDB::Table"))
+        table_id = t.find("AWS::DynamoDB::Table")
+        table_props = t.properties(table_id)
         table = f"{args.stack}-notes"
+        t.made[table_id] = {"Ref": table}
         if table not in dynamodb.list_tables()["TableNames"]:
             dynamodb.create_table(TableName=table, AttributeDefinitions=table_props["AttributeDefinitions"],
                                   KeySchema=table_props["KeySchema"], BillingMode=table_props["BillingMode"])
@@ -187,6 +211,7 @@ def main():
         ssm = boto3.client("ssm", endpoint_url=args.sqs_endpoint, region_name=REGION)
         flags = t.properties(t.find("AWS::SSM::Parameter"))
         ssm.put_parameter(Name=flags["Name"], Value=flags["Value"], Type=flags["Type"], Overwrite=True)
+        dashboard_name = put_dashboard(cloudwatch, t, suffix="-fifo" if queue_type == "fifo" and len(types) > 1 else "")
         max_receive_count = t.properties(source_id)["RedrivePolicy"]["maxReceiveCount"]
         out[queue_type] = {
             "queue_url": url, "queue_arn": arn, "dlq_url": dlq_url, "dlq_arn": dlq_arn,
@@ -195,6 +220,7 @@ def main():
             "alarm_name": alarm["AlarmName"], "alarm_threshold": alarm["Threshold"],
             "alarm_evaluation_periods": alarm["EvaluationPeriods"],
             "alarm_period": alarm["Period"], "template_alarm_period": int(template_period),
+            "dashboard": dashboard_name,
         }
     json.dump(out, sys.stdout, indent=2)
     print()
