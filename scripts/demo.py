@@ -123,6 +123,7 @@ class Demo:
             f"{self.r['max_receive_count']}), DLQ {stack}-dlq, table {self.r['table']}, alarm "
             f"{self.r['alarm_name']} (> {self.r['alarm_threshold']:.0f} for {self.r['alarm_evaluation_periods']} periods)")
         self.sqs = boto3.client("sqs", endpoint_url=SQS_ENDPOINT)
+        self.cloudwatch = boto3.client("cloudwatch", endpoint_url=SQS_ENDPOINT)
         self.dynamodb = boto3.client("dynamodb", endpoint_url=f"http://{MOTO[0]}:{MOTO[1]}")
         self.store = Switch(STORE_PROXY, MOTO)
         self.sqs_switch = Switch(SQS_PROXY, SQS)
@@ -346,6 +347,15 @@ class Demo:
               f"{client['pending_offline']} pending while SQS was down; sync --watch drained them: "
               f"{client['stored']} stored, {client['pending_after']} pending")
         print(f"  DLQ depth       {in_dlq}")
+        ages = [l for l in logs if "MessageAgeMax" in l]
+        if ages:
+            medians = sorted(l["MessageAgeP50"] for l in ages)
+            print(f"  message age     at processing, over {len(ages)} batches: median of batch medians "
+                  f"{medians[(len(medians) - 1) // 2] / 1000:.1f} s, oldest {max(l['MessageAgeMax'] for l in ages) / 1000:.1f} s "
+                  "(the outages' retries)")
+        widgets = json.loads(self.cloudwatch.get_dashboard(DashboardName=self.r["dashboard"])["DashboardBody"])["widgets"]
+        print(f"  dashboard       {self.r['dashboard']}: {len(widgets)} widgets read back from CloudWatch "
+              f"({sum(w['type'] == 'alarm' for w in widgets)} alarm status)")
         lost = sent - stored - in_dlq
         print(f"  lost            {lost}   (sent {sent} = stored {stored} + in DLQ {in_dlq})")
         if lost:

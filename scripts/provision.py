@@ -1,6 +1,6 @@
 """Creates in the local emulators what template.yaml creates in AWS, from the template's own
-values: queue attributes, redrive policy, table keys, the DLQ-depth alarm and its topic, and
-the client feature flags parameter in SSM, and the dashboard.
+values: queue attributes, redrive policy, table keys, the DLQ-depth alarm and its topic, the
+client feature flags parameter in SSM, and the dashboard.
 No number is copied here; change the template and the local system follows.
 
     provision.py [--sqs-endpoint URL] [--dynamodb-endpoint URL] [--stack NAME]

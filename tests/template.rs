@@ -491,3 +491,188 @@ fn rules_refuse_a_deadline_margin_not_shorter_than_the_function_timeout() {
         }
     }
 }
+
+/// The dashboard's body: its `Fn::Sub` JSON text with every `${Name}` / `${Resource.Attr}`
+/// replaced by the string `"@Name@"`, parsed, and the names it substitutes.
+fn dashboard(t: &Template) -> (&str, serde_json::Value, Vec<String>) {
+    let dashboards: Vec<_> = t.resources_of_type("AWS::CloudWatch::Dashboard").collect();
+    assert_eq!(dashboards.len(), 1, "one dashboard for the stack");
+    let (id, resource) = dashboards[0];
+    let body = prop(resource, "DashboardBody").and_then(|b| b.get("Fn::Sub")).and_then(Value::as_str);
+    let body = body.expect("DashboardBody is a !Sub of the JSON text");
+    let mut names = Vec::new();
+    let mut json = String::new();
+    let mut rest = body;
+    while let Some(start) = rest.find("${") {
+        let end = start + rest[start..].find('}').expect("an unclosed ${ in the dashboard");
+        let name = &rest[start + 2..end];
+        // Quoted or not (a number such as the threshold), the placeholder is a JSON string.
+        json.push_str(rest[..start].strip_suffix('"').unwrap_or(&rest[..start]));
+        json.push_str(&format!("\"@{name}@\""));
+        rest = &rest[end + 1..];
+        rest = rest.strip_prefix('"').unwrap_or(rest);
+        names.push(name.to_owned());
+    }
+    json.push_str(rest);
+    let parsed = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{id}'s body is not JSON: {e}"));
+    (id, parsed, names)
+}
+
+/// `"@Name@"` → `Name`.
+fn placeholder(v: &serde_json::Value) -> Option<&str> {
+    v.as_str()?.strip_prefix('@')?.strip_suffix('@')
+}
+
+#[test]
+fn dashboard_substitutes_only_parameters_pseudo_parameters_and_resources_of_this_template() {
+    let t = Template::load();
+    let (id, _, names) = dashboard(&t);
+    for name in names {
+        let (resource, attr) = name.split_once('.').map_or((name.as_str(), None), |(r, a)| (r, Some(a)));
+        let known = match attr {
+            None => {
+                name.starts_with("AWS::")
+                    || t.section("Parameters").contains_key(name.as_str())
+                    || t.section("Resources").contains_key(name.as_str())
+            }
+            Some(_) => t.section("Resources").contains_key(resource),
+        };
+        assert!(known, "{id} substitutes ${{{name}}}, which is no parameter or resource of the template");
+    }
+}
+
+#[test]
+fn every_dashboard_metric_exists_with_dimensions_that_resolve_to_this_stack() {
+    let t = Template::load();
+    let (id, body, _) = dashboard(&t);
+    let (function, function_resource, _) = t.consumer();
+    let type_of = |logical_id: &str| t.resource(logical_id).get("Type").and_then(Value::as_str).unwrap_or_default();
+    // The EMF namespace is the parameter the function passes to the code as METRICS_NAMESPACE,
+    // and its default is the code's own default.
+    let env = prop(function_resource, "Environment").and_then(|e| e.get("Variables")).expect("function env");
+    let namespace_param = referenced_parameter(&t, env.get("METRICS_NAMESPACE").expect("METRICS_NAMESPACE"))
+        .expect("METRICS_NAMESPACE is a parameter");
+    assert_eq!(
+        t.parameter(namespace_param).get("Default").map(text),
+        Some(notes_sync::batch::Settings::default().metrics_namespace),
+        "the template's default namespace is the code's"
+    );
+    // AWS's own metrics (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/aws-services-cloudwatch-metrics.html),
+    // per namespace: its names and the dimension that identifies our resource, with that resource's type.
+    let aws: [(&str, &[&str], &str, &str); 3] = [
+        (
+            "AWS/SQS",
+            &[
+                "ApproximateNumberOfMessagesVisible",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateAgeOfOldestMessage",
+            ],
+            "QueueName",
+            "AWS::SQS::Queue",
+        ),
+        (
+            "AWS/Lambda",
+            &["Invocations", "Errors", "Throttles", "Duration", "ConcurrentExecutions"],
+            "FunctionName",
+            "AWS::Serverless::Function",
+        ),
+        ("AWS/DynamoDB", &["ThrottledRequests", "ConsumedWriteCapacityUnits"], "TableName", "AWS::DynamoDB::Table"),
+    ];
+    let mut emf_seen = Vec::new();
+    let widgets = body["widgets"].as_array().expect("widgets");
+    for widget in widgets.iter().filter(|w| w["type"] == "metric") {
+        let title = widget["properties"]["title"].as_str().unwrap_or("?");
+        for metric in widget["properties"]["metrics"].as_array().expect("metrics") {
+            let parts: Vec<_> = metric.as_array().unwrap().iter().filter(|p| !p.is_object()).collect();
+            let (namespace, name) = (&parts[0], parts[1].as_str().expect("metric name"));
+            let dimensions: BTreeMap<&str, &serde_json::Value> =
+                parts[2..].chunks(2).map(|d| (d[0].as_str().expect("dimension name"), d[1])).collect();
+            if placeholder(namespace) == Some(namespace_param) {
+                assert!(
+                    notes_sync::batch::METRIC_NAMES.contains(&name),
+                    "{id} / {title}: the consumer writes no EMF metric {name}"
+                );
+                assert_eq!(dimensions.keys().copied().collect::<Vec<_>>(), ["FunctionName"], "{title}: {name}");
+                assert_eq!(placeholder(dimensions["FunctionName"]), Some(function), "{title}: {name}");
+                emf_seen.push(name);
+                continue;
+            }
+            let namespace = namespace.as_str().expect("namespace");
+            let (_, names, key, resource_type) = aws
+                .iter()
+                .find(|(ns, ..)| *ns == namespace)
+                .unwrap_or_else(|| panic!("{id} / {title}: unexpected namespace {namespace}"));
+            assert!(names.contains(&name), "{title}: {namespace} has no metric {name} here");
+            let value = dimensions.get(key).and_then(|v| placeholder(v));
+            let resource = value.map(|v| v.split_once('.').map_or(v, |(r, _)| r));
+            let resource = resource.unwrap_or_else(|| panic!("{title}: {name} has no {key} of this stack"));
+            assert_eq!(type_of(resource), *resource_type, "{title}: {name}'s {key} is {resource}");
+        }
+    }
+    // The consumer's outcomes and message ages are all on it.
+    for name in
+        ["Received", "Succeeded", "Stale", "Retried", "DeadLettered", "BrakeEngaged", "MessageAgeMax", "MessageAgeP50"]
+    {
+        assert!(emf_seen.contains(&name), "{id} does not show {name}");
+    }
+}
+
+#[test]
+fn dashboard_dlq_widget_draws_the_dlq_alarm_threshold_parameter_not_a_copy() {
+    let t = Template::load();
+    let (id, body, _) = dashboard(&t);
+    let (dlq, _) = t.dead_letter_queue();
+    let dlq_depth = |w: &&serde_json::Value| {
+        w["properties"]["metrics"].as_array().is_some_and(|metrics| {
+            metrics.iter().any(|m| {
+                m[1] == "ApproximateNumberOfMessagesVisible" && placeholder(&m[3]) == Some(&format!("{dlq}.QueueName"))
+            })
+        })
+    };
+    let widget = body["widgets"].as_array().unwrap().iter().find(dlq_depth).expect("a DLQ depth widget");
+    let line = &widget["properties"]["annotations"]["horizontal"][0]["value"];
+    let alarm = t
+        .resources_of_type("AWS::CloudWatch::Alarm")
+        .find(|(_, a)| {
+            prop(a, "Dimensions")
+                .and_then(Value::as_sequence)
+                .is_some_and(|d| d.iter().any(|d| d.get("Value").and_then(|v| get_att_of(v, "QueueName")) == Some(dlq)))
+        })
+        .map(|(_, a)| a)
+        .expect("the DLQ alarm");
+    let threshold =
+        referenced_parameter(&t, prop(alarm, "Threshold").unwrap()).expect("the alarm's threshold parameter");
+    assert_eq!(placeholder(line), Some(threshold), "{id}: the DLQ line must be ${{{threshold}}}");
+}
+
+#[test]
+fn dashboard_shows_every_alarm_of_the_stack_and_reads_top_down_along_the_flow() {
+    let t = Template::load();
+    let (id, body, _) = dashboard(&t);
+    let widgets = body["widgets"].as_array().unwrap();
+    let alarm_widget = widgets.iter().find(|w| w["type"] == "alarm").expect("an alarm status widget");
+    let shown: Vec<_> =
+        alarm_widget["properties"]["alarms"].as_array().unwrap().iter().filter_map(placeholder).collect();
+    for (alarm, _) in t.resources_of_type("AWS::CloudWatch::Alarm") {
+        assert!(shown.contains(&format!("{alarm}.Arn").as_str()), "{id} does not show {alarm}");
+    }
+    // Queues, then the consumer's own metrics, then the function, then the table, then alarms.
+    let row = |namespace: &dyn Fn(&serde_json::Value) -> bool| -> i64 {
+        widgets
+            .iter()
+            .filter(|w| w["properties"]["metrics"].as_array().is_some_and(|m| m.iter().any(|m| namespace(&m[0]))))
+            .map(|w| w["y"].as_i64().unwrap())
+            .min()
+            .expect("a widget for each stage")
+    };
+    let rows = [
+        row(&|ns| ns == "AWS/SQS"),
+        row(&|ns| placeholder(ns).is_some()),
+        row(&|ns| ns == "AWS/Lambda"),
+        row(&|ns| ns == "AWS/DynamoDB"),
+        alarm_widget["y"].as_i64().unwrap(),
+    ];
+    assert!(rows.is_sorted(), "{id}: rows out of the flow's order: {rows:?}");
+    let url = t.section("Outputs").get("DashboardUrl").and_then(|o| o.get("Value")).expect("a DashboardUrl output");
+    assert!(format!("{url:?}").contains(&format!("${{{id}}}")), "DashboardUrl names {id}");
+}

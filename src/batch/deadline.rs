@@ -12,10 +12,14 @@ use tokio::time::Instant;
 /// otherwise every record of a local run would time out at once.
 pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
     const EPOCH_2001_MS: u64 = 978_307_200_000;
-    let now_ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+    let now_ms = now_epoch_ms();
     let left_ms = if deadline_ms < EPOCH_2001_MS { deadline_ms } else { deadline_ms.saturating_sub(now_ms) };
     Instant::now() + Duration::from_millis(left_ms)
+}
+
+/// The wall clock in milliseconds since the Unix epoch, the unit of SQS's and Lambda's times.
+pub(crate) fn now_epoch_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ use futures::{FutureExt, Stream, StreamExt, stream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::age::MessageAges;
+use super::deadline::now_epoch_ms;
 use super::outcome::{Ack, Failure, MissingMessageId, Outcome, RecordError, to_response};
 use super::queue::{DeadLetter, QueueOps};
 use super::reason;
@@ -121,6 +123,7 @@ impl<Q: QueueOps> Engine<Q> {
         handler: &H,
     ) -> (Vec<Outcome>, Result<SqsBatchResponse, MissingMessageId>) {
         let started = Instant::now();
+        let started_at_ms = now_epoch_ms();
         let records = &batch.records[..];
         let margin = self.settings.deadline_margin;
         let cutoff = deadline.checked_sub(margin).unwrap_or(started);
@@ -181,7 +184,8 @@ impl<Q: QueueOps> Engine<Q> {
 
         let outcomes: Vec<Outcome> = done.into_iter().map(|(outcome, _)| outcome).collect();
         let counts = Counts::of(&outcomes);
-        report::publish_metrics(&self.settings.metrics_namespace, counts, started.elapsed());
+        let ages = MessageAges::of(records.iter().filter_map(Record::sent_at_ms), started_at_ms);
+        report::publish_metrics(&self.settings.metrics_namespace, counts, ages, started.elapsed());
         let response = to_response(records, &outcomes)
             .inspect_err(|e| tracing::error!(event = "batch_error", error = %e, "failing the whole invocation"));
         (outcomes, response)

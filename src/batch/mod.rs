@@ -4,6 +4,7 @@
 //! says per record whether it succeeded, failed transiently or failed permanently, and the
 //! engine turns that into a partial batch response, visibility backoff and dead letters.
 
+mod age;
 mod backoff;
 mod deadline;
 mod engine;
@@ -16,6 +17,7 @@ mod report;
 mod settings;
 mod visibility;
 
+pub use age::MessageAges;
 pub use backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 pub use deadline::deadline_from_epoch_ms;
 pub use engine::{Engine, RecordHandler, VISIBILITY_SLACK_SECONDS};
@@ -27,7 +29,7 @@ pub use queue::{
     SqsQueues, VisibilityChange, queue_url_from_arn,
 };
 pub use record::{Attributes, Batch, EventError, Record, SqsSource};
-pub use report::Counts;
+pub use report::{Counts, METRIC_NAMES, metric};
 pub use settings::{FifoMode, Settings};
 
 #[cfg(test)]

@@ -219,6 +219,7 @@ async fn receive(sqs: &aws_sdk_sqs::Client, options: &PollOptions, pause: Durati
         .wait_time_seconds(options.wait_seconds)
         .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
         .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+        .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
         .customize()
         .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(timeouts))
         .send()

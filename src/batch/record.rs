@@ -70,6 +70,9 @@ pub struct Attributes<'a> {
     /// FIFO queues only: the ordering group.
     #[serde(rename = "MessageGroupId", borrow, default, deserialize_with = "option_cow")]
     pub message_group_id: Option<Cow<'a, str>>,
+    /// When SQS accepted the message, in milliseconds since the epoch.
+    #[serde(rename = "SentTimestamp", borrow, default, deserialize_with = "option_cow")]
+    pub sent_timestamp: Option<Cow<'a, str>>,
 }
 
 /// The payload was not an SQS event. The message names the JSON path where reading stopped.
@@ -91,7 +94,8 @@ impl<'a> Batch<'a> {
 
 impl<'a> Record<'a> {
     /// A record for a message received with `ReceiveMessage` (polling outside Lambda), which
-    /// must have asked for the `ApproximateReceiveCount` and `MessageGroupId` attributes.
+    /// must have asked for the `ApproximateReceiveCount`, `MessageGroupId` and `SentTimestamp`
+    /// attributes.
     pub fn from_message(message: &'a Message, queue_arn: &'a str) -> Self {
         let attribute = |name| message.attributes().and_then(|a| a.get(&name)).map(|v| Cow::Borrowed(v.as_str()));
         Record {
@@ -101,6 +105,7 @@ impl<'a> Record<'a> {
             attributes: Attributes {
                 approximate_receive_count: attribute(MessageSystemAttributeName::ApproximateReceiveCount),
                 message_group_id: attribute(MessageSystemAttributeName::MessageGroupId),
+                sent_timestamp: attribute(MessageSystemAttributeName::SentTimestamp),
             },
             event_source_arn: Some(Cow::Borrowed(queue_arn)),
             event_source: SqsSource,
@@ -121,6 +126,11 @@ impl<'a> Record<'a> {
     /// The FIFO message group, if any.
     pub fn group_id(&self) -> Option<&str> {
         self.attributes.message_group_id.as_deref()
+    }
+
+    /// `SentTimestamp` (milliseconds since the epoch), if present and readable.
+    pub fn sent_at_ms(&self) -> Option<u64> {
+        self.attributes.sent_timestamp.as_deref().and_then(|ms| ms.parse().ok())
     }
 }
 

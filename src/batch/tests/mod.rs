@@ -33,6 +33,7 @@ fn record(id: &str, body: &str, arn: &str, group: Option<&str>) -> Record<'stati
         attributes: Attributes {
             approximate_receive_count: Some("1".into()),
             message_group_id: group.map(|g| g.to_owned().into()),
+            ..Attributes::default()
         },
         event_source_arn: Some(arn.to_owned().into()),
         ..Record::default()
