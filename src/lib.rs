@@ -11,6 +11,7 @@ mod adversarial;
 pub mod batch;
 pub mod client;
 pub mod config;
+mod errors;
 mod json;
 pub mod notes;
 #[cfg(test)]

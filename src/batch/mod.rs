@@ -23,7 +23,6 @@ pub use deadline::deadline_from_epoch_ms;
 pub use engine::{Engine, RecordHandler, VISIBILITY_SLACK_SECONDS};
 pub use outcome::{Ack, Failure, MissingMessageId, Outcome, RecordError, to_response};
 pub use poller::{PollError, PollOptions, PollTotals, poll};
-pub(crate) use queue::error_chain;
 pub use queue::{
     ATTRIBUTE_DROP_ORDER, DeadLetter, LetterParts, PLACEHOLDER_BODY, QueueError, QueueOps, SQS_MAX_MESSAGE_BYTES,
     SqsQueues, VisibilityChange, queue_url_from_arn,

@@ -17,8 +17,9 @@ use futures::FutureExt;
 use tokio::time::Instant;
 
 use super::engine::{Engine, RecordHandler};
-use super::queue::{QueueOps, error_chain};
+use super::queue::QueueOps;
 use super::record::{Batch, Record};
+use crate::errors::error_chain;
 
 /// What to poll and how.
 #[derive(Debug, Clone)]

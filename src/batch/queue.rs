@@ -8,6 +8,7 @@ use std::future::Future;
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue};
 
 use super::reason::{self, sqs_text};
+use crate::errors::error_chain;
 
 /// A permanent failure on its way to the dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,18 +234,6 @@ impl QueueOps for SqsQueues {
             })
             .collect())
     }
-}
-
-/// An SDK error with its sources, which say what actually went wrong.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 /// The queue URL for a queue ARN. Lambda's event names the source queue only by ARN.

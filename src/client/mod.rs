@@ -17,15 +17,4 @@ pub mod outbox;
 pub mod sender;
 pub mod sync;
 
-/// An error and its sources, joined by `: ` (the SDK's top-level messages alone, such as
-/// "dispatch failure", do not say what went wrong).
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
+pub(crate) use crate::errors::error_chain;

@@ -100,7 +100,7 @@ impl NoteStore for DynamoNoteStore {
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 Ok(Written::Stale)
             }
-            Err(e) => Err(StoreError(crate::batch::error_chain(&e))),
+            Err(e) => Err(StoreError(crate::errors::error_chain(&e))),
         }
     }
 }
