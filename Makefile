@@ -9,7 +9,7 @@ SHELL := bash
 CARGO ?= cargo
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help demo build test unit-test integration-test invoke lint fmt sam-build sam-build-x86 \
+.PHONY: help demo build test unit-test integration-test invoke lint fmt bench sam-build sam-build-x86 \
         sam-local-invoke emulators-up emulators-down clean fuzz
 
 help: ## List the targets
@@ -57,6 +57,12 @@ fuzz: ## Fuzz smoke: each cargo-fuzz target for FUZZ_SECONDS (default 30) from i
 
 fmt: ## Format the code
 	$(CARGO) fmt
+
+bench: ## Release benches: consumer vs a naive floor (criterion), cold init, peak RSS, sizes; ARM64=1 adds the arm64 zip
+	$(CARGO) build --locked --release --bin consumer
+	$(if $(filter 1,$(ARM64)),scripts/sam-build.sh arm64)
+	$(CARGO) bench --locked --bench consumer
+	python3 scripts/bench-runtime.py
 
 sam-build: ## sam build for arm64 (the deployed architecture), offline with cargo-lambda + zig
 	scripts/sam-build.sh arm64
