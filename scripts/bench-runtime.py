@@ -140,8 +140,14 @@ def start(binary, port, log):
 
 
 def stop(proc, rt):
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # SIGTERM, as Lambda's shutdown sends it (and so that a wrapper such as valgrind can
+    # write its report), then SIGKILL.
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
     rt.released.set()
 
 
