@@ -46,7 +46,7 @@ fn letter_attribute<'l>(letter: &'l SentLetter, name: &str) -> Option<&'l str> {
 
 async fn run_with(event: &str, store_down: bool) -> Run {
     let batch = Batch::parse(event).expect("an SQS event");
-    let engine = Engine::new(Settings::default(), RecordingQueues::default());
+    let engine = Engine::new(Settings::default(), RecordingQueues::default()).with_log(crate::testing::log_sink());
     let store = MemoryStore::default();
     store.failing.store(store_down, Ordering::SeqCst);
     let handler = NotesHandler::new(store);

@@ -5,7 +5,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::batch::{Backoff, FifoMode, MAX_VISIBILITY_SECONDS, SQS_MAX_MESSAGE_BYTES, Settings};
+use crate::batch::{Backoff, FifoMode, LogSuccesses, MAX_VISIBILITY_SECONDS, SQS_MAX_MESSAGE_BYTES, Settings};
 
 /// A configuration error, naming the variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,6 +89,9 @@ pub mod vars {
     pub const DLQ_MAX_MESSAGE_BYTES: &str = "DLQ_MAX_MESSAGE_BYTES";
     /// Poll mode: seconds the batch in hand may run after SIGTERM before it is cut; default 10.
     pub const SHUTDOWN_GRACE_SECONDS: &str = "SHUTDOWN_GRACE_SECONDS";
+    /// `each` (default) or `none`: whether a successful record gets a log line. Failures,
+    /// retries, final attempts and dead letters always do.
+    pub const LOG_SUCCESSES: &str = "LOG_SUCCESSES";
 }
 
 impl Config {
@@ -110,6 +113,11 @@ impl Config {
             Some(other) => {
                 return Err(invalid(vars::FIFO_FAILURE_MODE, other, "`group` or `batch`"));
             }
+        };
+        let log_successes = match env.optional(vars::LOG_SUCCESSES).as_deref() {
+            None | Some("each") => LogSuccesses::Each,
+            Some("none") => LogSuccesses::None,
+            Some(other) => return Err(invalid(vars::LOG_SUCCESSES, other, "`each` or `none`")),
         };
         let margin_ms = env.number(vars::DEADLINE_MARGIN_MS, 2000, 100, 60_000)?;
         if let Some(timeout_s) = env.optional_number::<u64>(vars::FUNCTION_TIMEOUT_SECONDS, 1, 900)?
@@ -144,6 +152,7 @@ impl Config {
                 // queue ARN into a URL the emulator accepts.
                 sqs_endpoint: env.optional("AWS_ENDPOINT_URL_SQS").or_else(|| env.optional("AWS_ENDPOINT_URL")),
                 metrics_namespace: env.optional(vars::METRICS_NAMESPACE).unwrap_or(defaults.metrics_namespace),
+                log_successes,
             },
         })
     }
@@ -261,6 +270,15 @@ mod tests {
         assert!(err.to_string().contains("from 10 to 43200"), "{err}");
         let err = config(&[REQUIRED[0], REQUIRED[1], ("FIFO_FAILURE_MODE", "all")]).unwrap_err();
         assert!(err.to_string().contains("`group` or `batch`"), "{err}");
+    }
+
+    #[test]
+    fn log_successes_is_each_by_default_none_on_request_and_named_when_wrong() {
+        assert_eq!(config(&REQUIRED).unwrap().settings.log_successes, LogSuccesses::Each);
+        let none = config(&[REQUIRED[0], REQUIRED[1], ("LOG_SUCCESSES", "none")]).unwrap();
+        assert_eq!(none.settings.log_successes, LogSuccesses::None);
+        let err = config(&[REQUIRED[0], REQUIRED[1], ("LOG_SUCCESSES", "failures")]).unwrap_err();
+        assert_eq!(err.to_string(), r#"environment variable LOG_SUCCESSES="failures" is invalid: `each` or `none`"#);
     }
 
     #[test]

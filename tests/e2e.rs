@@ -45,9 +45,10 @@ async fn a_transient_failure_is_received_max_receive_count_times_with_growing_de
     assert_eq!(consumer.terminate(), Some(0));
 
     let lines = system.logs.lock().unwrap().clone();
-    let attempts: Vec<&Value> = lines.iter().filter(|l| l["event"] == "attempt").collect();
-    assert_eq!(attempts.len() as u64, max_receive_count, "received exactly MAX_RECEIVE_COUNT times");
-    let id = attempts[0]["message_id"].as_str().unwrap();
+    // One outcome line per delivery, carrying its receive count.
+    let deliveries: Vec<&Value> = lines.iter().filter(|l| l["event"] == "outcome").collect();
+    assert_eq!(deliveries.len() as u64, max_receive_count, "received exactly MAX_RECEIVE_COUNT times");
+    let id = deliveries[0]["message_id"].as_str().unwrap();
     let outcomes: Vec<&Value> = outcomes_of(&lines, id).collect();
     let counts: Vec<u64> = outcomes.iter().map(|o| o["receive_count"].as_u64().unwrap()).collect();
     assert_eq!(counts, (1..=max_receive_count).collect::<Vec<_>>());
@@ -169,7 +170,9 @@ async fn a_consumer_killed_mid_batch_and_restarted_stores_every_note() {
     system.store.set(Mode::Stall);
     system.send(&notes[10..]).await;
     eventually("a batch in flight", Duration::from_secs(30), || async {
-        system.events("attempt").len() > system.events("outcome").len()
+        // A batch line is written when a batch starts, its outcome lines when it ends.
+        let announced: u64 = system.events("batch").iter().map(|b| b["records"].as_u64().unwrap()).sum();
+        announced > system.events("outcome").len() as u64
     })
     .await;
     consumer.kill();
@@ -269,9 +272,9 @@ async fn the_default_long_poll_outlives_the_sdk_attempt_timeout_on_an_idle_queue
     assert_eq!(consumer.terminate_within(Duration::from_secs(30)), Ok(Some(0)));
 
     assert_eq!(system.events("receive_failed"), Vec::<Value>::new(), "a long poll was cut");
-    let attempts = system.events("attempt");
-    assert_eq!(attempts.len(), 1);
-    assert_eq!(attempts[0]["receive_count"], 1, "received before by an abandoned attempt");
+    let deliveries = system.events("outcome");
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0]["receive_count"], 1, "received before by an abandoned attempt");
     ledger(&system, 1, system.stored_count().await, started).await;
 }
 
@@ -285,7 +288,7 @@ async fn sigterm_cuts_a_batch_stuck_on_the_store_after_the_grace_and_exits_zero(
     system.store.set(Mode::Stall);
     system.send(&[(note("upsert", "n1", 1, "t"), None)]).await;
     let mut consumer = system.start_consumer_with(&["--wait-seconds", "1"], &[("SHUTDOWN_GRACE_SECONDS", "1")]);
-    eventually("the record in hand", Duration::from_secs(30), || async { !system.events("attempt").is_empty() }).await;
+    eventually("the record in hand", Duration::from_secs(30), || async { !system.events("batch").is_empty() }).await;
     assert_eq!(consumer.terminate_within(Duration::from_secs(60)), Ok(Some(0)));
 
     let outcomes = system.events("outcome");

@@ -25,7 +25,7 @@ use super::outcome::{Ack, Failure, MissingMessageId, Outcome, RecordError, to_re
 use super::queue::{DeadLetter, QueueOps};
 use super::reason;
 use super::record::{Batch, Record};
-use super::report::{self, Counts};
+use super::report::{BatchLog, Counts, LogSink};
 use super::settings::{FifoMode, Settings};
 use super::visibility::visibility_cap;
 
@@ -49,17 +49,19 @@ pub const VISIBILITY_SLACK_SECONDS: u32 = 360;
 pub struct Engine<Q> {
     pub(super) settings: Settings,
     pub(super) queues: Q,
+    log: LogSink,
 }
 
-/// One batch's state: when it started, whether it has been cut, and the brake.
-struct Run {
+/// One batch's state: when it started, whether it has been cut, the brake, and its log lines.
+struct Run<'e> {
     started: Instant,
     cut: watch::Receiver<bool>,
     consecutive_transient: AtomicU32,
     braked: AtomicBool,
+    log: BatchLog<'e>,
 }
 
-impl Run {
+impl Run<'_> {
     fn is_cut(&self) -> bool {
         *self.cut.borrow()
     }
@@ -75,9 +77,16 @@ impl Run {
 }
 
 impl<Q: QueueOps> Engine<Q> {
-    /// An engine with its settings and queue operations.
+    /// An engine with its settings and queue operations. It logs nothing until it is given a
+    /// sink with [`Engine::with_log`]: the library writes to no stream on its own.
     pub fn new(settings: Settings, queues: Q) -> Self {
-        Self { settings, queues }
+        Self { settings, queues, log: LogSink::off() }
+    }
+
+    /// The engine, writing its log lines and metrics to `log`.
+    pub fn with_log(mut self, log: LogSink) -> Self {
+        self.log = log;
+        self
     }
 
     /// The settings in force.
@@ -130,17 +139,12 @@ impl<Q: QueueOps> Engine<Q> {
         let letters_until = deadline.checked_sub(margin / 2).unwrap_or(cutoff).max(cutoff);
         let visibility_until = deadline.checked_sub(margin / 4).unwrap_or(letters_until).max(letters_until);
         let fifo = batch.is_fifo();
-        tracing::info!(
-            event = "batch",
-            records = records.len(),
-            fifo,
-            budget_ms = cutoff.saturating_duration_since(started).as_millis() as u64,
-            "processing batch"
-        );
+        let log = BatchLog::new(&self.log, self.settings.log_successes);
+        log.batch(records.len(), fifo, cutoff.saturating_duration_since(started).as_millis() as u64);
 
         let (cut_tx, cut_rx) = watch::channel(false);
         let run =
-            Run { started, cut: cut_rx, consecutive_transient: AtomicU32::new(0), braked: AtomicBool::new(false) };
+            Run { started, cut: cut_rx, consecutive_transient: AtomicU32::new(0), braked: AtomicBool::new(false), log };
         let groups = if fifo { fifo_groups(records, self.settings.fifo_mode) } else { Vec::new() };
         let mut slots: Vec<Option<Done>> = records.iter().map(|_| None).collect();
         let work = async {
@@ -185,13 +189,15 @@ impl<Q: QueueOps> Engine<Q> {
         let outcomes: Vec<Outcome> = done.into_iter().map(|(outcome, _)| outcome).collect();
         let counts = Counts::of(&outcomes);
         let ages = MessageAges::of(records.iter().filter_map(Record::sent_at_ms), started_at_ms);
-        report::publish_metrics(&self.settings.metrics_namespace, counts, ages, started.elapsed());
+        run.log.metrics(&self.settings.metrics_namespace, counts, ages, started.elapsed());
+        // Every record's line is out before the response that acknowledges it is returned.
+        run.log.flush();
         let response = to_response(records, &outcomes)
             .inspect_err(|e| tracing::error!(event = "batch_error", error = %e, "failing the whole invocation"));
         (outcomes, response)
     }
 
-    async fn run_record<H: RecordHandler>(&self, run: &Run, record: &Record<'_>, handler: &H) -> Done {
+    async fn run_record<H: RecordHandler>(&self, run: &Run<'_>, record: &Record<'_>, handler: &H) -> Done {
         let receive_count = record.receive_count();
         // Not started once the batch is cut or braked: cheaper, and honest about what ran.
         if run.is_cut() {
@@ -200,7 +206,6 @@ impl<Q: QueueOps> Engine<Q> {
         if run.braked.load(Ordering::SeqCst) {
             return self.finish(run, record, receive_count, Outcome::Failed(Failure::Braked), None);
         }
-        report::attempt(record, receive_count);
         let handled = tokio::select! {
             biased;
             result = AssertUnwindSafe(handler.handle(record)).catch_unwind() => Some(result),
@@ -225,7 +230,7 @@ impl<Q: QueueOps> Engine<Q> {
     /// The brake: after `brake_after` transient failures in a row (in the order they finish),
     /// records not yet started are not tried. A success resets the count; a bad message says
     /// nothing about the dependency and leaves it alone.
-    fn count_for_brake(&self, run: &Run, outcome: &Outcome) {
+    fn count_for_brake(&self, run: &Run<'_>, outcome: &Outcome) {
         match outcome {
             Outcome::Failed(Failure::Transient(_)) => {
                 let n = run.consecutive_transient.fetch_add(1, Ordering::SeqCst) + 1;
@@ -247,7 +252,7 @@ impl<Q: QueueOps> Engine<Q> {
     /// (and the head while the rest was hidden), which breaks the order unless they match.
     fn run_group<'s, H: RecordHandler>(
         &'s self,
-        run: &'s Run,
+        run: &'s Run<'s>,
         records: &'s [Record<'s>],
         group: &'s [usize],
         handler: &'s H,
@@ -272,7 +277,7 @@ impl<Q: QueueOps> Engine<Q> {
     /// same reason as skipped records do.
     fn time_out_unfinished(
         &self,
-        run: &Run,
+        run: &Run<'_>,
         records: &[Record<'_>],
         fifo_groups: &[Vec<usize>],
         mut slots: Vec<Option<Done>>,
@@ -317,12 +322,19 @@ impl<Q: QueueOps> Engine<Q> {
 
     /// Picks the next delay (unless given) and logs the outcome: every outcome passes through
     /// here once. The delay never reaches past 12 hours from the receive, which SQS refuses.
-    fn finish(&self, run: &Run, record: &Record<'_>, receive_count: u32, outcome: Outcome, delay: Option<u32>) -> Done {
+    fn finish(
+        &self,
+        run: &Run<'_>,
+        record: &Record<'_>,
+        receive_count: u32,
+        outcome: Outcome,
+        delay: Option<u32>,
+    ) -> Done {
         let delay =
             delay.unwrap_or_else(|| if outcome.is_failure() { self.settings.backoff.delay(receive_count) } else { 0 });
         let delay = delay.min(visibility_cap(run.started.elapsed()));
         let final_attempt = outcome.is_failure() && receive_count >= self.settings.max_receive_count;
-        report::outcome(record, receive_count, &outcome, delay, final_attempt);
+        run.log.outcome(record, receive_count, &outcome, delay, final_attempt);
         (outcome, delay)
     }
 }

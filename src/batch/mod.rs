@@ -8,6 +8,7 @@ mod age;
 mod backoff;
 mod deadline;
 mod engine;
+mod logline;
 mod outcome;
 mod poller;
 mod queue;
@@ -28,7 +29,7 @@ pub use queue::{
     SqsQueues, VisibilityChange, queue_url_from_arn,
 };
 pub use record::{Attributes, Batch, EventError, Record, SqsSource};
-pub use report::{Counts, METRIC_NAMES, metric};
+pub use report::{Counts, LogSink, LogSuccesses, METRIC_NAMES, metric};
 pub use settings::{FifoMode, Settings};
 
 #[cfg(test)]

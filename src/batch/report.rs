@@ -1,71 +1,189 @@
 //! Everything the engine tells the outside world besides the response: one JSON log line per
-//! attempt and per outcome, and CloudWatch Embedded Metric Format per batch. Message bodies
+//! record, its outcome, which carries the receive count (so an attempt needs no line of its
+//! own), one line per batch, and CloudWatch Embedded Metric Format per batch. Message bodies
 //! never appear here; ids, counts, outcomes and reasons do.
+//!
+//! The lines are written by the engine itself ([`super::logline`]) into a per-batch buffer and
+//! handed to the [`LogSink`] its owner chose, in large writes and always before the batch's
+//! response is returned: a record's line is out before the response that acknowledges it.
 
 use std::io::Write;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
 use super::age::MessageAges;
+use super::logline::Line;
 use super::outcome::{Ack, Failure, Outcome};
 use super::record::Record;
 
-/// Logs the start of one delivery attempt.
-pub fn attempt(record: &Record<'_>, receive_count: u32) {
-    tracing::info!(event = "attempt", message_id = record.id().unwrap_or("-"), receive_count, "processing record");
+/// Whether a successful record gets its line (`LOG_SUCCESSES`). A failure always does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSuccesses {
+    /// One line per successful record: the default.
+    Each,
+    /// No line for a success; the batch's metrics still count it.
+    None,
 }
 
-/// Logs a record's outcome with the delay before its next delivery. `final_attempt` marks a
-/// failure at `maxReceiveCount`: the queue's redrive policy dead-letters it on the next receive.
-pub fn outcome(record: &Record<'_>, receive_count: u32, outcome: &Outcome, next_delay_s: u32, final_attempt: bool) {
-    let message_id = record.id().unwrap_or("-");
-    let name = outcome.name();
-    match outcome {
-        Outcome::Succeeded(_) => {
-            tracing::info!(event = "outcome", message_id, receive_count, outcome = name, "record done")
+/// Where an engine's log lines and metrics go: a writer (the consumer's stdout), or nowhere.
+pub struct LogSink {
+    out: Option<Mutex<Box<dyn Write + Send>>>,
+}
+
+impl std::fmt::Debug for LogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.out.is_some() { "LogSink(writer)" } else { "LogSink(off)" })
+    }
+}
+
+impl LogSink {
+    /// Lines go to `out`, a batch's lines in a few large writes, each followed by a flush.
+    pub fn new(out: impl Write + Send + 'static) -> Self {
+        Self { out: Some(Mutex::new(Box::new(out))) }
+    }
+
+    /// No lines and no metrics.
+    pub fn off() -> Self {
+        Self { out: None }
+    }
+
+    /// Whether lines are written at all.
+    pub fn is_on(&self) -> bool {
+        self.out.is_some()
+    }
+
+    /// A line that cannot be written must not fail the batch: the error is dropped.
+    fn write(&self, bytes: &[u8]) {
+        if let Some(out) = &self.out {
+            let mut out = out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _ = out.write_all(bytes);
+            let _ = out.flush();
         }
-        Outcome::DeadLettered { kind, reason } => tracing::warn!(
-            event = "outcome",
-            message_id,
-            receive_count,
-            outcome = name,
-            error_kind = kind,
-            reason = reason.as_str(),
-            "permanent failure sent to the dead-letter queue"
-        ),
-        Outcome::Failed(failure) => {
-            let reason = match failure {
-                Failure::Transient(r) | Failure::Panicked(r) => r.as_str(),
-                Failure::DeadLetterUnavailable { error, .. } => error.as_str(),
-                Failure::TimedOut => "unfinished when the batch was cut (deadline less margin, or shutdown)",
-                Failure::SkippedAfterGroupFailure => "an earlier record of its message group failed",
-                Failure::Braked => "not tried: the brake engaged after consecutive transient failures",
-            };
-            if final_attempt {
-                tracing::error!(
-                    event = "outcome",
-                    message_id,
-                    receive_count,
-                    outcome = name,
-                    reason,
-                    next_delay_s,
-                    final_attempt,
-                    "final attempt failed: the redrive policy moves the message to the dead-letter queue on its next receive"
-                )
-            } else {
-                tracing::warn!(
-                    event = "outcome",
-                    message_id,
-                    receive_count,
-                    outcome = name,
-                    reason,
-                    next_delay_s,
-                    final_attempt,
-                    "record will be retried"
-                )
+    }
+}
+
+/// A batch's buffer is written out once it holds this much: a few syscalls per batch, and a
+/// bounded buffer (10,000 records would otherwise hold ~1.5 MB of lines).
+const FLUSH_BYTES: usize = 32 * 1024;
+
+/// One batch's log lines, buffered until [`BatchLog::flush`] or until the buffer is full.
+pub(crate) struct BatchLog<'s> {
+    sink: &'s LogSink,
+    successes: LogSuccesses,
+    buffer: Mutex<String>,
+}
+
+impl<'s> BatchLog<'s> {
+    pub(crate) fn new(sink: &'s LogSink, successes: LogSuccesses) -> Self {
+        Self { sink, successes, buffer: Mutex::new(String::new()) }
+    }
+
+    fn push(&self, line: &str) {
+        let mut buffer = self.buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        buffer.push_str(line);
+        if buffer.len() >= FLUSH_BYTES {
+            self.sink.write(buffer.as_bytes());
+            buffer.clear();
+        }
+    }
+
+    /// Writes out whatever is buffered. The engine calls it before returning a response.
+    pub(crate) fn flush(&self) {
+        let mut buffer = self.buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !buffer.is_empty() {
+            self.sink.write(buffer.as_bytes());
+            buffer.clear();
+        }
+    }
+
+    /// The batch's first line, written at once: it says that a batch is in hand.
+    pub(crate) fn batch(&self, records: usize, fifo: bool, budget_ms: u64) {
+        if !self.sink.is_on() {
+            return;
+        }
+        let mut line = Line::start("INFO", "batch");
+        line.num("records", records as u64)
+            .bool("fifo", fifo)
+            .num("budget_ms", budget_ms)
+            .str("message", "processing batch");
+        self.sink.write(line.end().as_bytes());
+    }
+
+    /// A record's outcome with the delay before its next delivery. `final_attempt` marks a
+    /// failure at `maxReceiveCount`: the queue's redrive policy dead-letters it on the next
+    /// receive. A success line is the shortest (no message text: ~150 bytes).
+    pub(crate) fn outcome(
+        &self,
+        record: &Record<'_>,
+        receive_count: u32,
+        outcome: &Outcome,
+        next_delay_s: u32,
+        final_attempt: bool,
+    ) {
+        if !self.sink.is_on() || (matches!(outcome, Outcome::Succeeded(_)) && self.successes == LogSuccesses::None) {
+            return;
+        }
+        let message_id = record.id().unwrap_or("-");
+        let line = match outcome {
+            Outcome::Succeeded(_) => {
+                let mut line = Line::start("INFO", "outcome");
+                line.str("message_id", message_id)
+                    .num("receive_count", receive_count.into())
+                    .str("outcome", outcome.name());
+                line
             }
+            Outcome::DeadLettered { kind, reason } => {
+                let mut line = Line::start("WARN", "outcome");
+                line.str("message_id", message_id)
+                    .num("receive_count", receive_count.into())
+                    .str("outcome", outcome.name())
+                    .str("error_kind", kind)
+                    .str("reason", reason)
+                    .str("message", "permanent failure sent to the dead-letter queue");
+                line
+            }
+            Outcome::Failed(failure) => {
+                let mut line = Line::start(if final_attempt { "ERROR" } else { "WARN" }, "outcome");
+                line.str("message_id", message_id)
+                    .num("receive_count", receive_count.into())
+                    .str("outcome", outcome.name())
+                    .str("reason", failure_reason(failure))
+                    .num("next_delay_s", next_delay_s.into())
+                    .bool("final_attempt", final_attempt)
+                    .str(
+                        "message",
+                        if final_attempt {
+                            "final attempt failed: the redrive policy moves the message to the dead-letter queue on its next receive"
+                        } else {
+                            "record will be retried"
+                        },
+                    );
+                line
+            }
+        };
+        self.push(&line.end());
+    }
+
+    /// The batch's metrics as one EMF document, after its records' lines.
+    pub(crate) fn metrics(&self, namespace: &str, counts: Counts, ages: Option<MessageAges>, duration: Duration) {
+        if !self.sink.is_on() {
+            return;
         }
+        let mut line = emf(namespace, counts, ages, duration, SystemTime::now()).to_string();
+        line.push('\n');
+        self.push(&line);
+    }
+}
+
+fn failure_reason(failure: &Failure) -> &str {
+    match failure {
+        Failure::Transient(r) | Failure::Panicked(r) => r.as_str(),
+        Failure::DeadLetterUnavailable { error, .. } => error.as_str(),
+        Failure::TimedOut => "unfinished when the batch was cut (deadline less margin, or shutdown)",
+        Failure::SkippedAfterGroupFailure => "an earlier record of its message group failed",
+        Failure::Braked => "not tried: the brake engaged after consecutive transient failures",
     }
 }
 
@@ -182,17 +300,77 @@ pub fn emf(
     doc
 }
 
-/// Writes the batch's metrics to stdout, where Lambda's log capture picks EMF documents up.
-pub fn publish_metrics(namespace: &str, counts: Counts, ages: Option<MessageAges>, duration: Duration) {
-    let line = emf(namespace, counts, ages, duration, SystemTime::now());
-    let mut out = std::io::stdout().lock();
-    // A metrics line that cannot be written must not fail the batch.
-    let _ = writeln!(out, "{line}");
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Shared {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    fn record(id: &str) -> Record<'static> {
+        Record { message_id: Some(id.to_owned().into()), ..Record::default() }
+    }
+
+    #[test]
+    fn a_success_line_stays_under_200_bytes_with_a_real_message_id() {
+        let out = Shared::default();
+        let sink = LogSink::new(out.clone());
+        let log = BatchLog::new(&sink, LogSuccesses::Each);
+        let id = "0b6e8f1c-1a2b-4000-8000-00000000cafe";
+        log.outcome(&record(id), 123, &Outcome::Succeeded(Ack::Applied), 0, false);
+        log.flush();
+        let text = out.text();
+        assert!(text.len() <= 200, "{} bytes: {text}", text.len());
+        let line: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((line["message_id"].as_str(), line["receive_count"].as_u64()), (Some(id), Some(123)));
+        assert_eq!((line["event"].as_str(), line["outcome"].as_str()), (Some("outcome"), Some("succeeded")));
+    }
+
+    #[test]
+    fn lines_wait_in_the_buffer_until_it_fills_or_the_batch_flushes() {
+        let out = Shared::default();
+        let sink = LogSink::new(out.clone());
+        let log = BatchLog::new(&sink, LogSuccesses::Each);
+        log.outcome(&record("a"), 1, &Outcome::Failed(Failure::TimedOut), 5, false);
+        assert_eq!(out.text(), "", "one line is buffered");
+        let mut n = 1;
+        while out.text().is_empty() {
+            log.outcome(&record("b"), 1, &Outcome::Succeeded(Ack::Stale), 0, false);
+            n += 1;
+        }
+        assert!(out.text().len() >= FLUSH_BYTES, "written in one large piece");
+        log.flush();
+        assert_eq!(out.text().lines().count(), n, "every line out after the flush");
+        assert!(out.text().lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+    }
+
+    #[test]
+    fn an_engine_without_a_sink_writes_nothing() {
+        let sink = LogSink::off();
+        let log = BatchLog::new(&sink, LogSuccesses::Each);
+        log.batch(1, false, 10);
+        log.outcome(&record("a"), 1, &Outcome::Failed(Failure::TimedOut), 5, true);
+        log.metrics("NotesSync", Counts::default(), None, Duration::ZERO);
+        assert!(log.buffer.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn emf_document_declares_every_metric_it_carries() {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::backoff::Backoff;
+use super::report::LogSuccesses;
 
 /// What a failure in a FIFO message group stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +36,8 @@ pub struct Settings {
     pub sqs_endpoint: Option<String>,
     /// CloudWatch namespace of the embedded metrics.
     pub metrics_namespace: String,
+    /// Whether successful records get a log line (failures always do).
+    pub log_successes: LogSuccesses,
 }
 
 impl Default for Settings {
@@ -48,6 +51,7 @@ impl Default for Settings {
             brake_after: 5,
             sqs_endpoint: None,
             metrics_namespace: "NotesSync".to_owned(),
+            log_successes: LogSuccesses::Each,
         }
     }
 }

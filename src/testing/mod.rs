@@ -178,15 +178,44 @@ pub fn check_batch(
     Ok(())
 }
 
-/// Captures the JSON log lines written (on this thread) while `f` runs; panics on a line
-/// that is not JSON.
+thread_local! {
+    /// The buffer of the [`capture_logs`] running on this thread, if one is.
+    static CAPTURE: std::cell::RefCell<Option<std::sync::Arc<Mutex<Vec<u8>>>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A log sink for test engines: it writes into the [`capture_logs`] running on the writing
+/// thread, and drops the lines when none is.
+pub fn log_sink() -> crate::batch::LogSink {
+    crate::batch::LogSink::new(CaptureWriter)
+}
+
+struct CaptureWriter;
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|capture| {
+            if let Some(buffer) = capture.borrow().as_ref() {
+                buffer.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures the JSON log lines written (on this thread) while `f` runs, by tracing and by
+/// engines built with [`log_sink`]; panics on a line that is not JSON.
 pub async fn capture_logs<F: std::future::Future<Output = ()>>(f: F) -> Vec<serde_json::Value> {
     let buffer = std::sync::Arc::new(Mutex::new(Vec::<u8>::new()));
     let sink = buffer.clone();
     let subscriber =
         tracing_subscriber::fmt().json().flatten_event(true).with_writer(move || SharedWriter(sink.clone())).finish();
     let guard = tracing::subscriber::set_default(subscriber);
+    let previous = CAPTURE.with(|capture| capture.replace(Some(buffer.clone())));
     f.await;
+    CAPTURE.with(|capture| capture.replace(previous));
     drop(guard);
     let text = String::from_utf8(buffer.lock().unwrap_or_else(|e| e.into_inner()).clone()).expect("UTF-8 logs");
     text.lines()

@@ -148,7 +148,7 @@ pub fn run_scenario(scenario: &Scenario) -> Result<(), String> {
     queues.dead_letter_down.store(scenario.dlq_down, Ordering::SeqCst);
     let store = MemoryStore::default();
     store.failing.store(scenario.store_down, Ordering::SeqCst);
-    let engine = crate::batch::Engine::new(scenario.settings.clone(), queues);
+    let engine = crate::batch::Engine::new(scenario.settings.clone(), queues).with_log(super::log_sink());
     let handler = crate::notes::NotesHandler::new(store);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()

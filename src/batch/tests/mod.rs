@@ -140,7 +140,7 @@ fn engine(queues: FakeQueues) -> Engine<FakeQueues> {
 }
 
 fn engine_with(settings: Settings, queues: FakeQueues) -> Engine<FakeQueues> {
-    Engine::new(settings, queues)
+    Engine::new(settings, queues).with_log(crate::testing::log_sink())
 }
 
 fn batch(records: Vec<Record<'static>>) -> Batch<'static> {
@@ -373,26 +373,58 @@ async fn local_endpoints_turn_the_source_arn_into_an_emulator_queue_url() {
 }
 
 #[tokio::test]
-async fn every_attempt_and_outcome_is_one_json_line_without_the_body() {
+async fn every_attempt_is_one_json_line_its_outcome_with_the_receive_count_and_without_the_body() {
     let engine = engine(FakeQueues::default());
     let mut secret = sqs_record("s", "ok");
     secret.body = Some("sleep:1".into());
     let batch = batch(vec![secret, sqs_record("t", "transient"), with_receive_count(sqs_record("f", "transient"), 5)]);
+    // Captured when `process` returns: the lines are out before the response is.
     let lines = capture_logs(async {
         engine.process(&batch, far_deadline(), &Scripted::default()).await.unwrap();
     })
     .await;
     let of = |event: &str| lines.iter().filter(|l| l["event"] == event).cloned().collect::<Vec<_>>();
-    assert_eq!(of("attempt").len(), 3);
+    assert!(of("attempt").is_empty(), "the outcome line carries the attempt: no line of its own");
     let outcomes = of("outcome");
-    assert_eq!(outcomes.len(), 3);
+    assert_eq!(outcomes.len(), 3, "one line per attempt");
+    assert!(outcomes.iter().all(|o| o["receive_count"].as_u64().is_some()), "{outcomes:?}");
+    let s = outcomes.iter().find(|l| l["message_id"] == "s").unwrap();
+    assert_eq!(
+        (s["outcome"].as_str(), s["level"].as_str(), s["receive_count"].as_u64()),
+        (Some("succeeded"), Some("INFO"), Some(1))
+    );
     let t = outcomes.iter().find(|l| l["message_id"] == "t").unwrap();
     assert_eq!(t["outcome"], "retry");
     assert_eq!(t["receive_count"], 1);
     assert!(t["next_delay_s"].as_u64().unwrap() >= 2);
     assert_eq!(t["final_attempt"], false);
+    assert_eq!(t["reason"], "store unavailable");
     let f = outcomes.iter().find(|l| l["message_id"] == "f").unwrap();
     assert_eq!(f["final_attempt"], true, "receive count 5 = MAX_RECEIVE_COUNT is the final attempt");
     assert_eq!(f["level"], "ERROR");
+    assert_eq!(of("batch").len(), 1);
+    assert_eq!(lines.iter().filter(|l| l["_aws"].is_object()).count(), 1, "one EMF document");
     assert!(lines.iter().all(|l| !l.to_string().contains("sleep:1")), "a body was logged");
+}
+
+#[tokio::test]
+async fn log_successes_none_drops_only_the_success_lines() {
+    let settings = Settings { log_successes: LogSuccesses::None, ..Settings::default() };
+    let engine = engine_with(settings, FakeQueues::default());
+    let batch = batch(vec![
+        sqs_record("ok", "ok"),
+        sqs_record("stale", "stale"),
+        sqs_record("retry", "transient"),
+        sqs_record("bad", "bad"),
+    ]);
+    let lines = capture_logs(async {
+        engine.process(&batch, far_deadline(), &Scripted::default()).await.unwrap();
+    })
+    .await;
+    let mut logged: Vec<&str> =
+        lines.iter().filter(|l| l["event"] == "outcome").map(|l| l["message_id"].as_str().unwrap()).collect();
+    logged.sort_unstable();
+    assert_eq!(logged, ["bad", "retry"], "failures and dead letters keep their lines");
+    let emf = lines.iter().find(|l| l["_aws"].is_object()).expect("metrics still written");
+    assert_eq!((emf["Succeeded"].as_u64(), emf["Stale"].as_u64()), (Some(1), Some(1)));
 }

@@ -1,0 +1,146 @@
+//! One JSON log line, written field by field into a `String`: the shape the consumer's
+//! tracing-subscriber lines had (`timestamp`, `level`, `event`, the fields, `message`), at a
+//! fraction of their cost. Formatting through tracing-subscriber's JSON layer was more than half
+//! of a record's cost (issue 10: UTF-8 checks of its own output, `fmt` plumbing, serde escaping).
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A line being written; [`Line::end`] closes it with its newline.
+pub(crate) struct Line(String);
+
+impl Line {
+    /// `{"timestamp":"…","level":"…","event":"…"`, stamped now.
+    pub(crate) fn start(level: &str, event: &str) -> Self {
+        Self::start_at(SystemTime::now(), level, event)
+    }
+
+    pub(crate) fn start_at(now: SystemTime, level: &str, event: &str) -> Self {
+        let mut text = String::with_capacity(192);
+        text.push_str("{\"timestamp\":\"");
+        push_timestamp(&mut text, now);
+        text.push_str("\",\"level\":\"");
+        text.push_str(level);
+        text.push('"');
+        let mut line = Self(text);
+        line.str("event", event);
+        line
+    }
+
+    /// A string field, escaped.
+    pub(crate) fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        self.key(key);
+        push_json_string(&mut self.0, value);
+        self
+    }
+
+    /// A number field.
+    pub(crate) fn num(&mut self, key: &str, value: u64) -> &mut Self {
+        self.key(key);
+        let _ = write!(self.0, "{value}");
+        self
+    }
+
+    /// A boolean field.
+    pub(crate) fn bool(&mut self, key: &str, value: bool) -> &mut Self {
+        self.key(key);
+        self.0.push_str(if value { "true" } else { "false" });
+        self
+    }
+
+    fn key(&mut self, key: &str) {
+        // Keys are the engine's own constants: nothing to escape.
+        self.0.push_str(",\"");
+        self.0.push_str(key);
+        self.0.push_str("\":");
+    }
+
+    /// The finished line, with its newline.
+    pub(crate) fn end(mut self) -> String {
+        self.0.push_str("}\n");
+        self.0
+    }
+}
+
+/// A JSON string literal: quotes, backslashes and control characters escaped.
+pub(crate) fn push_json_string(out: &mut String, value: &str) {
+    out.push('"');
+    let mut rest = value;
+    while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
+        out.push_str(&rest[..i]);
+        match rest.as_bytes()[i] {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            c => {
+                let _ = write!(out, "\\u{c:04x}");
+            }
+        }
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+    out.push('"');
+}
+
+/// RFC 3339 in UTC with milliseconds, `2026-11-30T22:08:13.123Z`.
+pub(crate) fn push_timestamp(out: &mut String, now: SystemTime) {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days since the epoch to a civil date (Howard Hinnant's algorithm, proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_milliseconds_across_leap_years_and_month_ends() {
+        let at = |secs: u64, ms: u64| {
+            let mut s = String::new();
+            push_timestamp(&mut s, UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms));
+            s
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(at(1_709_251_199, 999), "2024-02-29T23:59:59.999Z");
+        assert_eq!(at(1_796_076_493, 123), "2026-11-30T22:08:13.123Z");
+        assert_eq!(at(4_102_444_799, 0), "2099-12-31T23:59:59.000Z");
+    }
+
+    #[test]
+    fn every_string_is_escaped_so_the_line_stays_one_json_object() {
+        let mut line = Line::start_at(UNIX_EPOCH, "WARN", "outcome");
+        line.str("reason", "a \"quoted\" \\ back\nslash\t\u{1}é").num("n", 7).bool("b", false);
+        let text = line.end();
+        assert!(text.ends_with("}\n") && text.matches('\n').count() == 1, "{text}");
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["reason"], "a \"quoted\" \\ back\nslash\t\u{1}é");
+        assert_eq!(value["timestamp"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(value["level"], "WARN");
+        assert_eq!(value["event"], "outcome");
+        assert_eq!(value["n"], 7);
+        assert_eq!(value["b"], false);
+    }
+}
