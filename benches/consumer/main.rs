@@ -3,9 +3,10 @@
 //!
 //! - (a) the naive floor ([`naive`]): owned `SqsEvent` + `join_all` + response;
 //! - (b) the consumer as deployed: `Batch::parse` + `Engine::process` with `NotesHandler` over
-//!   an in-memory store and no-op queue calls, its JSON logs and EMF written to a real file
+//!   an in-memory store and no-op queue calls, its log lines and EMF written through the
+//!   engine's `LogSink` on stdout, as `src/bin/consumer.rs` sets it up, to a real file
 //!   descriptor (fd 1 is `/dev/null`, opened as a file, while measuring);
-//! - (c) the same with logs off.
+//! - (c) the same engine without a log sink and without a tracing subscriber.
 //!
 //! It ends by printing one table (µs per record, medians, and the ratios b/a and c/a) and the
 //! log bytes per record. Without `--bench` (as `cargo test --all-targets` runs it) it only
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, SamplingMode};
-use notes_sync::batch::{Batch, Engine, Settings, deadline_from_epoch_ms};
+use notes_sync::batch::{Batch, Engine, LogSink, Settings, deadline_from_epoch_ms};
 use notes_sync::notes::NotesHandler;
 use tokio::runtime::Runtime;
 use workload::{Case, MemoryStore, NoQueues};
@@ -56,7 +57,8 @@ fn fresh_handler() -> Handler {
 
 struct Bench {
     runtime: Runtime,
-    engine: Engine<NoQueues>,
+    deployed: Engine<NoQueues>,
+    logs_off: Engine<NoQueues>,
 }
 
 impl Bench {
@@ -64,34 +66,38 @@ impl Bench {
         // As deployed: `#[tokio::main]`, a multi-thread runtime; the batch runs on the invoking
         // task, here the thread that blocks on it.
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
-        Self { runtime, engine: Engine::new(Settings::default(), NoQueues) }
+        Self {
+            runtime,
+            deployed: Engine::new(Settings::default(), NoQueues).with_log(LogSink::new(std::io::stdout())),
+            logs_off: Engine::new(Settings::default(), NoQueues),
+        }
     }
 
     /// One invocation: event text in, response text out. `handler` holds a fresh store.
     fn run(&self, consumer: Consumer, payload: &str, handler: &Handler) -> String {
         match consumer {
             Consumer::Naive => self.runtime.block_on(naive::consume(payload)),
-            Consumer::Deployed => self.consume(payload, handler),
-            // No subscriber for the calling thread: every log macro finds nothing listening.
+            Consumer::Deployed => self.consume(&self.deployed, payload, handler),
+            // No sink, and no subscriber for the calling thread: nothing listens to any line.
             Consumer::LogsOff => tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::new(), || {
-                self.consume(payload, handler)
+                self.consume(&self.logs_off, payload, handler)
             }),
         }
     }
 
-    fn consume(&self, payload: &str, handler: &Handler) -> String {
+    fn consume(&self, engine: &Engine<NoQueues>, payload: &str, handler: &Handler) -> String {
         self.runtime.block_on(async {
             let batch = Batch::parse(payload).expect("an SQS event");
             // The relative form of a Lambda deadline: 15 minutes from now.
             let deadline = deadline_from_epoch_ms(900_000);
-            let response = self.engine.process(&batch, deadline, handler).await.expect("a response");
+            let response = engine.process(&batch, deadline, handler).await.expect("a response");
             serde_json::to_string(&response).expect("a response serialises")
         })
     }
 }
 
-/// The consumer's log subscriber, as `init_tracing` in `src/bin/consumer.rs` sets it up: JSON
-/// lines on stdout, fields at the top level, `info` and above.
+/// The consumer's tracing subscriber, as `init_tracing` in `src/bin/consumer.rs` sets it up
+/// (JSON lines on stdout, `info` and above), for the engine's rare lines outside its sink.
 fn init_tracing() {
     tracing_subscriber::fmt()
         .json()
