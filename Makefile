@@ -59,9 +59,10 @@ fmt: ## Format the code
 	$(CARGO) fmt
 
 bench: ## Release benches: consumer vs a naive floor (criterion), cold init, peak RSS, sizes; ARM64=1 adds the arm64 zip
-	$(CARGO) build --locked --release --bin consumer
 	$(if $(filter 1,$(ARM64)),scripts/sam-build.sh arm64)
 	$(CARGO) bench --locked --bench consumer
+	# After the bench: it builds target/release/consumer too, with the bench profile (symbols kept).
+	$(CARGO) build --locked --release --bin consumer
 	python3 scripts/bench-runtime.py
 
 sam-build: ## sam build for arm64 (the deployed architecture), offline with cargo-lambda + zig
