@@ -113,7 +113,7 @@ impl<'s> BatchLog<'s> {
 
     /// A record's outcome with the delay before its next delivery. `final_attempt` marks a
     /// failure at `maxReceiveCount`: the queue's redrive policy dead-letters it on the next
-    /// receive. A success line is the shortest (no message text: ~150 bytes).
+    /// receive. A success line is the shortest (no message text: ~170 bytes).
     pub(crate) fn outcome(
         &self,
         record: &Record<'_>,
