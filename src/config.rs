@@ -152,6 +152,8 @@ impl Config {
                 // queue ARN into a URL the emulator accepts.
                 sqs_endpoint: env.optional("AWS_ENDPOINT_URL_SQS").or_else(|| env.optional("AWS_ENDPOINT_URL")),
                 metrics_namespace: env.optional(vars::METRICS_NAMESPACE).unwrap_or(defaults.metrics_namespace),
+                // Set by Lambda; the metrics' dimension.
+                function_name: env.optional("AWS_LAMBDA_FUNCTION_NAME").unwrap_or(defaults.function_name),
                 log_successes,
             },
         })

@@ -189,7 +189,7 @@ impl<Q: QueueOps> Engine<Q> {
         let outcomes: Vec<Outcome> = done.into_iter().map(|(outcome, _)| outcome).collect();
         let counts = Counts::of(&outcomes);
         let ages = MessageAges::of(records.iter().filter_map(Record::sent_at_ms), started_at_ms);
-        run.log.metrics(&self.settings.metrics_namespace, counts, ages, started.elapsed());
+        run.log.metrics(&self.settings, counts, ages, started.elapsed());
         // Every record's line is out before the response that acknowledges it is returned.
         run.log.flush();
         let response = to_response(records, &outcomes)

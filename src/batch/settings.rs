@@ -36,6 +36,8 @@ pub struct Settings {
     pub sqs_endpoint: Option<String>,
     /// CloudWatch namespace of the embedded metrics.
     pub metrics_namespace: String,
+    /// The metrics' `FunctionName` dimension (Lambda's `AWS_LAMBDA_FUNCTION_NAME`).
+    pub function_name: String,
     /// Whether successful records get a log line (failures always do).
     pub log_successes: LogSuccesses,
 }
@@ -51,6 +53,7 @@ impl Default for Settings {
             brake_after: 5,
             sqs_endpoint: None,
             metrics_namespace: "NotesSync".to_owned(),
+            function_name: "local".to_owned(),
             log_successes: LogSuccesses::Each,
         }
     }
