@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::batch::{Batch, Engine, Outcome, Settings};
 use crate::notes::NotesHandler;
 use crate::testing::{MemoryStore, RecordingQueues, SentLetter, check_batch};
+use sqs_partial_batch::{Batch, Engine, Outcome, Settings};
 
 const ARN: &str = "arn:aws:sqs:us-east-1:000000000000:notes";
 
@@ -51,8 +51,10 @@ async fn run_with(event: &str, store_down: bool) -> Run {
     store.failing.store(store_down, Ordering::SeqCst);
     let handler = NotesHandler::new(store);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let (outcomes, response) = engine.process_detailed(&batch, deadline, std::future::pending(), &handler).await;
-    check_batch(&batch.records, &outcomes, &response, engine.queues()).expect("batch invariants");
+    let report = engine.process(&batch, deadline, &handler).await;
+    check_batch(&batch.records, &report, engine.queues()).expect("batch invariants");
+    let outcomes: Vec<Outcome> = report.records().iter().map(|r| r.outcome.clone()).collect();
+    let response = report.response();
     let failed =
         response.map(|r| r.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()).map_err(|e| e.index);
     let letters = engine.queues().letters.lock().unwrap().clone();

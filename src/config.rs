@@ -5,7 +5,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::batch::{Backoff, FifoMode, LogSuccesses, MAX_VISIBILITY_SECONDS, SQS_MAX_MESSAGE_BYTES, Settings};
+use sqs_partial_batch::{
+    Backoff, DEFAULT_SHUTDOWN_GRACE, FifoMode, LogSuccesses, MAX_VISIBILITY_SECONDS, SQS_MAX_MESSAGE_BYTES, Settings,
+};
 
 /// A configuration error, naming the variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,8 +41,13 @@ pub enum ConfigError {
     },
 }
 
-/// The deadline margin must leave time for the records; used by the poller too.
-pub const MARGIN_CONFLICT: &str = "every record would be cut before it could run, and retried forever";
+/// The deadline margin must leave time for the records (the engine's reason, which its
+/// poller gives too).
+pub use sqs_partial_batch::MARGIN_CONFLICT;
+
+/// The CloudWatch namespace of the consumer's metrics unless `METRICS_NAMESPACE` says
+/// otherwise; the template's `MetricsNamespace` parameter defaults to it too.
+pub const DEFAULT_METRICS_NAMESPACE: &str = "NotesSync";
 
 /// Everything the notes consumer needs.
 #[derive(Debug, Clone)]
@@ -104,22 +111,27 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
         let defaults = Settings::default();
-        let max_receive_count = env.number(vars::MAX_RECEIVE_COUNT, 5, 1, 1000)?;
-        let base = env.number(vars::BACKOFF_BASE_SECONDS, 5, 0, MAX_VISIBILITY_SECONDS)?;
-        let max = env.number(vars::BACKOFF_MAX_SECONDS, 900, base, MAX_VISIBILITY_SECONDS)?;
+        let max_receive_count = env.number(vars::MAX_RECEIVE_COUNT, defaults.max_receive_count, 1, 1000)?;
+        let base =
+            env.number(vars::BACKOFF_BASE_SECONDS, defaults.backoff.base_seconds(), 0, MAX_VISIBILITY_SECONDS)?;
+        let max =
+            env.number(vars::BACKOFF_MAX_SECONDS, defaults.backoff.max_seconds(), base, MAX_VISIBILITY_SECONDS)?;
         let fifo_mode = match env.optional(vars::FIFO_FAILURE_MODE).as_deref() {
-            None | Some("group") => FifoMode::Group,
+            None => defaults.fifo_mode,
+            Some("group") => FifoMode::Group,
             Some("batch") => FifoMode::Batch,
             Some(other) => {
                 return Err(invalid(vars::FIFO_FAILURE_MODE, other, "`group` or `batch`"));
             }
         };
         let log_successes = match env.optional(vars::LOG_SUCCESSES).as_deref() {
-            None | Some("each") => LogSuccesses::Each,
+            None => defaults.log_successes,
+            Some("each") => LogSuccesses::Each,
             Some("none") => LogSuccesses::None,
             Some(other) => return Err(invalid(vars::LOG_SUCCESSES, other, "`each` or `none`")),
         };
-        let margin_ms = env.number(vars::DEADLINE_MARGIN_MS, 2000, 100, 60_000)?;
+        let default_margin_ms = defaults.deadline_margin.as_millis() as u64;
+        let margin_ms = env.number(vars::DEADLINE_MARGIN_MS, default_margin_ms, 100, 60_000)?;
         if let Some(timeout_s) = env.optional_number::<u64>(vars::FUNCTION_TIMEOUT_SECONDS, 1, 900)?
             && margin_ms >= timeout_s * 1000
         {
@@ -140,22 +152,28 @@ impl Config {
                 1024,
                 SQS_MAX_MESSAGE_BYTES,
             )?,
-            shutdown_grace: Duration::from_secs(env.number(vars::SHUTDOWN_GRACE_SECONDS, 10, 0, 3600)?),
-            settings: Settings {
-                max_receive_count,
-                backoff: Backoff::new(base, max),
-                max_concurrency: env.number(vars::MAX_CONCURRENCY, 16, 1, 1000)?,
-                deadline_margin: Duration::from_millis(margin_ms),
-                fifo_mode,
-                brake_after: env.number(vars::BRAKE_AFTER_FAILURES, defaults.brake_after, 0, 10_000)?,
+            shutdown_grace: Duration::from_secs(env.number(
+                vars::SHUTDOWN_GRACE_SECONDS,
+                DEFAULT_SHUTDOWN_GRACE.as_secs(),
+                0,
+                3600,
+            )?),
+            settings: Settings::default()
+                .with_max_receive_count(max_receive_count)
+                .with_backoff(Backoff::new(base, max))
+                .with_max_concurrency(env.number(vars::MAX_CONCURRENCY, defaults.max_concurrency, 1, 1000)?)
+                .with_deadline_margin(Duration::from_millis(margin_ms))
+                .with_fifo_mode(fifo_mode)
+                .with_brake_after(env.number(vars::BRAKE_AFTER_FAILURES, defaults.brake_after, 0, 10_000)?)
                 // The SDK's own endpoint variables: the engine needs them to turn a source
                 // queue ARN into a URL the emulator accepts.
-                sqs_endpoint: env.optional("AWS_ENDPOINT_URL_SQS").or_else(|| env.optional("AWS_ENDPOINT_URL")),
-                metrics_namespace: env.optional(vars::METRICS_NAMESPACE).unwrap_or(defaults.metrics_namespace),
-                // Set by Lambda; the metrics' dimension.
-                function_name: env.optional("AWS_LAMBDA_FUNCTION_NAME").unwrap_or(defaults.function_name),
-                log_successes,
-            },
+                .with_sqs_endpoint(env.optional("AWS_ENDPOINT_URL_SQS").or_else(|| env.optional("AWS_ENDPOINT_URL")))
+                .with_metrics(
+                    env.optional(vars::METRICS_NAMESPACE).unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned()),
+                    // Set by Lambda: the metrics' dimension.
+                    env.optional("AWS_LAMBDA_FUNCTION_NAME").unwrap_or(defaults.function_name),
+                )
+                .with_log_successes(log_successes),
         })
     }
 }

@@ -1,6 +1,8 @@
 //! notes-sync: reliable note synchronisation over Amazon SQS.
 //!
-//! - [`batch`]: a domain-free SQS partial-batch engine (backoff, dead letters, FIFO, deadline).
+//! The batch engine is its own crate, `sqs-partial-batch` (`crates/sqs-partial-batch`):
+//! notes-sync is its first user.
+//!
 //! - [`notes`]: the note messages, their validation and their idempotent store.
 //! - [`client`]: the `notes` client: SQLite outbox, feature flags, sender, DLQ tools.
 //! - [`config`]: the consumer's configuration, read and checked from the environment.
@@ -8,11 +10,9 @@
 
 #[cfg(test)]
 mod adversarial;
-pub mod batch;
 pub mod client;
 pub mod config;
 mod errors;
-mod json;
 pub mod notes;
 #[cfg(test)]
 mod properties;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use common::{Emulator, Queues, create_queues, create_table, note, receive, receive_n, sdk, send, stored, unique};
-use notes_sync::batch::{Backoff, Batch, Engine, Record, Settings, SqsQueues};
 use notes_sync::notes::{DynamoNoteStore, NotesHandler};
+use sqs_partial_batch::{Backoff, Batch, Engine, Record, Settings, SqsQueues};
 use tokio::time::Instant;
 
 /// The test queues' own visibility timeout: longer than a batch takes with the store down
@@ -41,7 +41,7 @@ impl Rig {
         let queues = create_queues(&sqs, &unique("notes"), 5, QUEUE_VISIBILITY_S, fifo).await;
         let table = unique("notes-table");
         create_table(&dynamodb, &table).await;
-        let settings = Settings { backoff, sqs_endpoint: Some(localstack), ..Settings::default() };
+        let settings = Settings::default().with_backoff(backoff).with_sqs_endpoint(Some(localstack));
         let engine = Engine::new(settings, SqsQueues::new(sqs.clone(), &queues.dlq_url));
         let handler = NotesHandler::new(DynamoNoteStore::new(dynamodb.clone(), &table));
         Self { moto, sqs, dynamodb, queues, table, engine, handler }
@@ -59,7 +59,7 @@ impl Rig {
     async fn process_messages(&self, messages: &[Message]) -> BTreeSet<String> {
         let batch = Batch { records: messages.iter().map(|m| Record::from_message(m, &self.queues.arn)).collect() };
         let deadline = Instant::now() + Duration::from_secs(60);
-        let response = self.engine.process(&batch, deadline, &self.handler).await.expect("a response");
+        let response = self.engine.process(&batch, deadline, &self.handler).await.response().expect("a response");
         let failed: BTreeSet<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
         for message in messages.iter().filter(|m| !failed.contains(m.message_id().unwrap())) {
             self.sqs
@@ -269,8 +269,8 @@ fn a_bad_command_line_gets_a_usage_message_and_a_non_zero_exit() {
 /// true replay is still a stale success.
 #[tokio::test]
 async fn equal_versions_from_two_clients_converge_on_one_winner_and_a_replay_stays_stale() {
-    use notes_sync::batch::Ack::{Applied, Stale};
-    use notes_sync::batch::RecordHandler;
+    use sqs_partial_batch::Ack::{Applied, Unchanged};
+    use sqs_partial_batch::RecordHandler;
     let rig = Rig::new(false, Backoff::new(5, 900)).await;
     let upsert = |id: &str, client: &str, updated_at: &str, title: &str| {
         let body = serde_json::json!({
@@ -285,7 +285,7 @@ async fn equal_versions_from_two_clients_converge_on_one_winner_and_a_replay_sta
             "n1",
             [
                 ("laptop", "2026-11-27T09:00:00Z", "late", Applied),
-                ("phone", "2026-11-27T10:00:00+02:00", "early", Stale),
+                ("phone", "2026-11-27T10:00:00+02:00", "early", Unchanged),
             ],
         ),
         (
@@ -307,7 +307,7 @@ async fn equal_versions_from_two_clients_converge_on_one_winner_and_a_replay_sta
             "t2",
             [
                 ("client-b", "2026-11-27T09:00:00.000Z", "from b", Applied),
-                ("client-a", "2026-11-27T09:00:00Z", "from a", Stale),
+                ("client-a", "2026-11-27T09:00:00Z", "from a", Unchanged),
             ],
         ),
     ];
@@ -322,7 +322,7 @@ async fn equal_versions_from_two_clients_converge_on_one_winner_and_a_replay_sta
     }
     // A true replay: all three equal.
     let replay = upsert("t1", "client-b", "2026-11-27T09:00:00.000Z", "from b");
-    assert_eq!(rig.handler.handle(&replay).await, Ok(Stale));
+    assert_eq!(rig.handler.handle(&replay).await, Ok(Unchanged));
 }
 
 /// Runs `consumer poll` on `queue_url`, which must refuse to start; returns its exit code

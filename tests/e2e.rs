@@ -234,7 +234,7 @@ async fn fifo_per_group_order_of_stored_versions_survives_failures() {
     // `stale` too: a write that landed but whose answer the flaky proxy cut is retried and
     // found already applied. Either way the version took effect at that point of the order.
     for line in
-        lines.iter().filter(|l| l["event"] == "outcome" && (l["outcome"] == "succeeded" || l["outcome"] == "stale"))
+        lines.iter().filter(|l| l["event"] == "outcome" && (l["outcome"] == "succeeded" || l["outcome"] == "unchanged"))
     {
         let (group, version) = &version_of[line["message_id"].as_str().unwrap()];
         applied.entry(group.clone()).or_default().push(*version);

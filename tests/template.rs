@@ -554,7 +554,7 @@ fn every_dashboard_metric_exists_with_dimensions_that_resolve_to_this_stack() {
         .expect("METRICS_NAMESPACE is a parameter");
     assert_eq!(
         t.parameter(namespace_param).get("Default").map(text),
-        Some(notes_sync::batch::Settings::default().metrics_namespace),
+        Some(notes_sync::config::DEFAULT_METRICS_NAMESPACE.to_owned()),
         "the template's default namespace is the code's"
     );
     // AWS's own metrics (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/aws-services-cloudwatch-metrics.html),
@@ -589,7 +589,7 @@ fn every_dashboard_metric_exists_with_dimensions_that_resolve_to_this_stack() {
                 parts[2..].chunks(2).map(|d| (d[0].as_str().expect("dimension name"), d[1])).collect();
             if placeholder(namespace) == Some(namespace_param) {
                 assert!(
-                    notes_sync::batch::METRIC_NAMES.contains(&name),
+                    sqs_partial_batch::METRIC_NAMES.contains(&name),
                     "{id} / {title}: the consumer writes no EMF metric {name}"
                 );
                 assert_eq!(dimensions.keys().copied().collect::<Vec<_>>(), ["FunctionName"], "{title}: {name}");
@@ -610,9 +610,16 @@ fn every_dashboard_metric_exists_with_dimensions_that_resolve_to_this_stack() {
         }
     }
     // The consumer's outcomes and message ages are all on it.
-    for name in
-        ["Received", "Succeeded", "Stale", "Retried", "DeadLettered", "BrakeEngaged", "MessageAgeMax", "MessageAgeP50"]
-    {
+    for name in [
+        "Received",
+        "Succeeded",
+        "Unchanged",
+        "Retried",
+        "DeadLettered",
+        "BrakeEngaged",
+        "MessageAgeMax",
+        "MessageAgeP50",
+    ] {
         assert!(emf_seen.contains(&name), "{id} does not show {name}");
     }
 }

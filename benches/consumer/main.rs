@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, SamplingMode};
-use notes_sync::batch::{Batch, Engine, LogSink, Settings, deadline_from_epoch_ms};
 use notes_sync::notes::NotesHandler;
+use sqs_partial_batch::{Batch, Engine, LogSink, Settings, deadline_from_epoch_ms};
 use tokio::runtime::Runtime;
 use workload::{Case, MemoryStore, NoQueues};
 
@@ -90,7 +90,7 @@ impl Bench {
             let batch = Batch::parse(payload).expect("an SQS event");
             // The relative form of a Lambda deadline: 15 minutes from now.
             let deadline = deadline_from_epoch_ms(900_000);
-            let response = engine.process(&batch, deadline, handler).await.expect("a response");
+            let response = engine.process(&batch, deadline, handler).await.response().expect("a response");
             serde_json::to_string(&response).expect("a response serialises")
         })
     }

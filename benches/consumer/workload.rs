@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use notes_sync::batch::{DeadLetter, QueueError, QueueOps, VisibilityChange};
 use notes_sync::notes::{NoteMessage, NoteStore, StoreError, Written};
 use serde_json::json;
+use sqs_partial_batch::{DeadLetter, QueueError, QueueOps, VisibilityChange};
 
 /// Note ids with this prefix fail in the store (transiently), in every consumer measured.
 pub const FLAKY_PREFIX: &str = "flaky-";

@@ -17,10 +17,10 @@ use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, Sh
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{LambdaEvent, service_fn};
-use notes_sync::batch::{Batch, Engine, LogSink, PollOptions, SqsQueues, deadline_from_epoch_ms, poll};
 use notes_sync::config::Config;
 use notes_sync::notes::{DynamoNoteStore, NotesHandler};
 use serde_json::value::RawValue;
+use sqs_partial_batch::{Batch, Engine, LogSink, PollOptions, SqsQueues, deadline_from_epoch_ms, poll};
 
 /// Applies note changes from SQS to DynamoDB. Configured by environment variables
 /// (TABLE_NAME and DLQ_URL required; see README.md).
@@ -41,11 +41,11 @@ enum Mode {
         #[arg(long)]
         queue_url: String,
         /// Messages per receive.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(1..=10))]
-        max_messages: i32,
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(1..=10))]
+        max_messages: u8,
         /// Long-poll wait in seconds.
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i32).range(0..=20))]
-        wait_seconds: i32,
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=20))]
+        wait_seconds: u64,
     },
 }
 
@@ -68,7 +68,7 @@ async fn run(mode: Mode) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     // One SDK configuration for every client. Each attempt is bounded so that a hung
     // connection cannot eat the invocation; the engine's deadline bounds the rest. Poll
-    // mode's long receive overrides the attempt timeout for itself (batch::poller).
+    // mode's long receive overrides the attempt timeout for itself (the engine's poller).
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .http_client(SharedHttpClient::new(LazyHttps::default()))
         .timeout_config(
@@ -94,14 +94,17 @@ async fn run(mode: Mode) -> anyhow::Result<()> {
                 async move {
                     let batch = Batch::parse(event.payload.get())?;
                     let deadline = deadline_from_epoch_ms(event.context.deadline);
-                    Ok::<_, lambda_runtime::Error>(engine.process(&batch, deadline, handler).await?)
+                    Ok::<_, lambda_runtime::Error>(engine.process(&batch, deadline, handler).await.response()?)
                 }
             }))
             .await
             .map_err(|e| anyhow::anyhow!(e))
         }
         Mode::Poll { queue_url, max_messages, wait_seconds } => {
-            let options = PollOptions { queue_url, max_messages, wait_seconds, shutdown_grace: config.shutdown_grace };
+            let options = PollOptions::new(queue_url)
+                .with_max_messages(max_messages)
+                .with_wait(Duration::from_secs(wait_seconds))
+                .with_shutdown_grace(config.shutdown_grace);
             poll(&engine, &handler, &sqs, &options, shutdown_signal()).await?;
             Ok(())
         }

@@ -1,6 +1,6 @@
 //! The notes consumer's record handler: parse, validate, store.
 
-use crate::batch::{Ack, Record, RecordError, RecordHandler};
+use sqs_partial_batch::{Ack, Record, RecordError, RecordHandler};
 
 use super::message::NoteMessage;
 use super::store::{NoteStore, Written};
@@ -34,7 +34,7 @@ impl<S: NoteStore> RecordHandler for NotesHandler<S> {
         })?;
         match self.store.apply(&message).await {
             Ok(Written::Applied) => Ok(Ack::Applied),
-            Ok(Written::Stale) => Ok(Ack::Stale),
+            Ok(Written::Stale) => Ok(Ack::Unchanged),
             Err(e) => Err(RecordError::transient(e)),
         }
     }
@@ -89,8 +89,8 @@ mod tests {
     async fn a_replay_or_an_older_version_is_stale_success() {
         let handler = NotesHandler::new(MemoryStore::default());
         assert_eq!(handler.handle(&record(&upsert(2))).await, Ok(Ack::Applied));
-        assert_eq!(handler.handle(&record(&upsert(2))).await, Ok(Ack::Stale));
-        assert_eq!(handler.handle(&record(&upsert(1))).await, Ok(Ack::Stale));
+        assert_eq!(handler.handle(&record(&upsert(2))).await, Ok(Ack::Unchanged));
+        assert_eq!(handler.handle(&record(&upsert(1))).await, Ok(Ack::Unchanged));
         assert_eq!(handler.handle(&record(&upsert(3))).await, Ok(Ack::Applied));
     }
 

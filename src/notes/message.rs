@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::json::{self, option_cow};
+use sqs_partial_batch::json::{self, option_cow};
 
 /// The only schema version this consumer understands.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -47,7 +47,7 @@ pub struct UnknownOp(String);
 
 impl std::fmt::Display for UnknownOp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let excerpt = crate::batch::reason::excerpt(&self.0, EXCERPT_CHARS).replace('`', "\\u{60}");
+        let excerpt = sqs_partial_batch::reason::excerpt(&self.0, EXCERPT_CHARS).replace('`', "\\u{60}");
         write!(f, "unknown variant `{excerpt}`, expected `upsert` or `delete`")
     }
 }
@@ -205,10 +205,10 @@ fn excerpt_quoted(message: &str) -> String {
             }
         }
         let Some(close) = close else {
-            out.push_str(&crate::batch::reason::excerpt(inner, EXCERPT_CHARS));
+            out.push_str(&sqs_partial_batch::reason::excerpt(inner, EXCERPT_CHARS));
             return out;
         };
-        out.push_str(&crate::batch::reason::excerpt(&inner[..close], EXCERPT_CHARS));
+        out.push_str(&sqs_partial_batch::reason::excerpt(&inner[..close], EXCERPT_CHARS));
         out.push(quote);
         rest = &inner[close + 1..];
     }

@@ -4,8 +4,9 @@
 use std::sync::atomic::Ordering;
 
 use super::{MemoryStore, RecordingQueues, check_batch};
-use crate::batch::reason::{MAX_REASON_BYTES, sqs_accepts};
 use crate::notes::{NoteMessage, change_order};
+use sqs_partial_batch::reason::{MAX_REASON_BYTES, sqs_accepts};
+use sqs_partial_batch::{Backoff, Batch, Engine, FifoMode, Settings};
 
 /// The engine settings and faults of one generated scenario.
 #[derive(Debug, Clone)]
@@ -17,7 +18,7 @@ pub struct Scenario {
     /// Dead-letter sends fail.
     pub dlq_down: bool,
     /// Engine settings.
-    pub settings: crate::batch::Settings,
+    pub settings: Settings,
 }
 
 /// Reads choices from bytes; past the end every choice is 0.
@@ -64,17 +65,16 @@ pub fn scenario_from_bytes(data: &[u8]) -> Scenario {
     let mut c = Choices(data);
     let fifo = c.next().is_multiple_of(4);
     let arn = if fifo { "arn:aws:sqs:us-east-1:1:notes.fifo" } else { "arn:aws:sqs:us-east-1:1:notes" };
-    let settings = crate::batch::Settings {
-        max_concurrency: 1 + usize::from(c.next() % 4),
-        brake_after: u32::from(c.next() % 7),
-        fifo_mode: if c.next().is_multiple_of(3) {
-            crate::batch::FifoMode::Batch
-        } else {
-            crate::batch::FifoMode::Group
-        },
-        backoff: crate::batch::Backoff::new(u32::from(c.next()), 43_200),
-        ..crate::batch::Settings::default()
-    };
+    // One choice each, in this order (the fuzz seeds depend on it).
+    let max_concurrency = 1 + usize::from(c.next() % 4);
+    let brake_after = u32::from(c.next() % 7);
+    let fifo_mode = if c.next().is_multiple_of(3) { FifoMode::Batch } else { FifoMode::Group };
+    let backoff = Backoff::new(u32::from(c.next()), 43_200);
+    let settings = Settings::default()
+        .with_max_concurrency(max_concurrency)
+        .with_brake_after(brake_after)
+        .with_fifo_mode(fifo_mode)
+        .with_backoff(backoff);
     let (store_down, dlq_down) = (c.next().is_multiple_of(3), c.next().is_multiple_of(5));
     let count = usize::from(c.next() % 12);
     let mut records = Vec::new();
@@ -141,32 +141,32 @@ pub fn scenario_from_bytes(data: &[u8]) -> Scenario {
 /// checks [`check_batch`]. An event that is not an SQS event must be refused by the parser,
 /// never panic.
 pub fn run_scenario(scenario: &Scenario) -> Result<(), String> {
-    let Ok(batch) = crate::batch::Batch::parse(&scenario.event) else {
+    let Ok(batch) = Batch::parse(&scenario.event) else {
         return Ok(());
     };
     let queues = RecordingQueues::default();
     queues.dead_letter_down.store(scenario.dlq_down, Ordering::SeqCst);
     let store = MemoryStore::default();
     store.failing.store(scenario.store_down, Ordering::SeqCst);
-    let engine = crate::batch::Engine::new(scenario.settings.clone(), queues).with_log(super::log_sink());
+    let engine = Engine::new(scenario.settings.clone(), queues).with_log(super::log_sink());
     let handler = crate::notes::NotesHandler::new(store);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .map_err(|e| e.to_string())?;
-    let (outcomes, response) = runtime.block_on(async {
+    let report = runtime.block_on(async {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-        engine.process_detailed(&batch, deadline, std::future::pending(), &handler).await
+        engine.process(&batch, deadline, &handler).await
     });
-    check_batch(&batch.records, &outcomes, &response, engine.queues())
+    check_batch(&batch.records, &report, engine.queues())
 }
 
 /// The message fuzz target's check: a body is parsed without panic; an accepted message is
 /// valid (version in range, `updated_at` an instant the store can order, ids non-empty); a
 /// refusal's reason is short, has no raw NUL, and cleans to a bounded SQS-safe attribute.
 pub fn check_message(data: &[u8]) -> Result<(), String> {
-    use crate::batch::reason;
+    use sqs_partial_batch::reason;
     let Ok(body) = std::str::from_utf8(data) else {
         return Ok(());
     };

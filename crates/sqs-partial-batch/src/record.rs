@@ -7,7 +7,6 @@
 
 use std::borrow::Cow;
 
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use serde::Deserialize;
 
 use crate::json::{self, option_cow};
@@ -93,10 +92,12 @@ impl<'a> Batch<'a> {
 }
 
 impl<'a> Record<'a> {
+    #[cfg(feature = "sdk")]
     /// A record for a message received with `ReceiveMessage` (polling outside Lambda), which
     /// must have asked for the `ApproximateReceiveCount`, `MessageGroupId` and `SentTimestamp`
     /// attributes.
-    pub fn from_message(message: &'a Message, queue_arn: &'a str) -> Self {
+    pub fn from_message(message: &'a aws_sdk_sqs::types::Message, queue_arn: &'a str) -> Self {
+        use aws_sdk_sqs::types::MessageSystemAttributeName;
         let attribute = |name| message.attributes().and_then(|a| a.get(&name)).map(|v| Cow::Borrowed(v.as_str()));
         Record {
             message_id: message.message_id().map(Cow::Borrowed),

@@ -17,7 +17,7 @@ async fn a_dead_letter_send_under_way_at_the_cutoff_finishes_and_the_record_is_n
     // The handler decides at 900 ms; the cutoff is at 1000 ms; SQS answers at 1200 ms.
     let batch = batch(vec![sqs_record("a", "sleep:900:bad"), sqs_record("b", "ok")]);
     let deadline = Instant::now() + Duration::from_secs(2);
-    let response = engine.process(&batch, deadline, &Scripted::default()).await.unwrap();
+    let response = engine.process(&batch, deadline, &Scripted::default()).await.response().unwrap();
     assert_eq!(engine.queues().dead_letters.lock().unwrap().len(), 1);
     assert!(failed(&response).is_empty(), "dead-lettered and reported failed: {:?}", failed(&response));
 }
@@ -28,7 +28,8 @@ async fn a_handler_still_running_at_the_cutoff_is_cut_and_sends_no_letter() {
     let settings = Settings { deadline_margin: Duration::from_millis(1000), ..Settings::default() };
     let engine = engine_with(settings, FakeQueues::default());
     let batch = batch(vec![sqs_record("a", "sleep:1500:bad")]);
-    let response = engine.process(&batch, Instant::now() + Duration::from_secs(2), &Scripted::default()).await.unwrap();
+    let response =
+        engine.process(&batch, Instant::now() + Duration::from_secs(2), &Scripted::default()).await.response().unwrap();
     assert_eq!(failed(&response), ["a"]);
     assert!(engine.queues().dead_letters.lock().unwrap().is_empty());
 }
@@ -39,9 +40,9 @@ async fn a_delay_never_reaches_past_twelve_hours_from_the_receive() {
     let settings = Settings { backoff: Backoff::new(43_200, 43_200), brake_after: 0, ..Settings::default() };
     let engine = engine_with(settings, FakeQueues::default());
     let records = (0..23).map(|i| sqs_record(&format!("m{i}"), "sleep:20000000:transient")).collect();
-    let response =
-        engine.process(&batch(records), Instant::now() + Duration::from_secs(50_000), &Scripted::default()).await;
-    assert_eq!(response.unwrap().batch_item_failures.len(), 23);
+    let batch = batch(records);
+    let report = engine.process(&batch, Instant::now() + Duration::from_secs(50_000), &Scripted::default()).await;
+    assert_eq!(report.response().unwrap().batch_item_failures.len(), 23);
     let limit = MAX_VISIBILITY_SECONDS - 20_000 - VISIBILITY_SLACK_SECONDS;
     let delays: Vec<u32> = visibility_of(&engine).into_iter().map(|(_, s)| s).collect();
     assert_eq!(delays.len(), 23);

@@ -14,18 +14,18 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use aws_lambda_events::event::sqs::SqsBatchResponse;
 use futures::{FutureExt, Stream, StreamExt, stream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::age::MessageAges;
 use super::deadline::now_epoch_ms;
-use super::outcome::{Ack, Failure, MissingMessageId, Outcome, RecordError, to_response};
+use super::errors::error_chain;
+use super::outcome::{Ack, BatchReport, Failure, Outcome, RecordError};
 use super::queue::{DeadLetter, QueueOps};
 use super::reason;
 use super::record::{Batch, Record};
-use super::report::{BatchLog, Counts, LogSink};
+use super::report::{BatchLog, LogSink};
 use super::settings::{FifoMode, Settings};
 use super::visibility::visibility_cap;
 
@@ -37,7 +37,47 @@ pub trait RecordHandler: Sync {
 }
 
 /// A record's outcome and the seconds to hide it before its next delivery.
-pub(super) type Done = (Outcome, u32);
+pub(crate) type Done = (Outcome, u32);
+
+/// A [`RecordHandler`] from a closure, in the style of `lambda_runtime::service_fn`. The
+/// closure reads what it needs from the record (parsing the body, usually) and returns a
+/// future that owns it:
+///
+/// ```
+/// use sqs_partial_batch::{Ack, RecordError, handler_fn};
+///
+/// let handler = handler_fn(|record| {
+///     let body = record.body.as_deref().unwrap_or_default().to_owned();
+///     async move {
+///         if body.is_empty() {
+///             return Err(RecordError::permanent("empty_body", "the message has no body"));
+///         }
+///         Ok(Ack::Applied)
+///     }
+/// });
+/// # let _ = handler;
+/// ```
+pub fn handler_fn<F, Fut>(f: F) -> HandlerFn<F>
+where
+    F: Fn(&Record<'_>) -> Fut + Sync,
+    Fut: Future<Output = Result<Ack, RecordError>> + Send,
+{
+    HandlerFn(f)
+}
+
+/// The [`RecordHandler`] made by [`handler_fn`].
+#[derive(Debug, Clone, Copy)]
+pub struct HandlerFn<F>(F);
+
+impl<F, Fut> RecordHandler for HandlerFn<F>
+where
+    F: Fn(&Record<'_>) -> Fut + Sync,
+    Fut: Future<Output = Result<Ack, RecordError>> + Send,
+{
+    fn handle(&self, record: &Record<'_>) -> impl Future<Output = Result<Ack, RecordError>> + Send {
+        (self.0)(record)
+    }
+}
 
 /// Seconds kept off the 12-hour visibility limit besides the time the batch has taken: SQS
 /// counts the 12 hours from the receive, and Lambda's batching window (at most 300 s) and the
@@ -99,38 +139,26 @@ impl<Q: QueueOps> Engine<Q> {
         &self.queues
     }
 
-    /// Processes a batch that must be answered by `deadline`. The only error is a failed
-    /// record without a message id, which a partial response cannot express.
-    pub async fn process<H: RecordHandler>(
+    /// Processes a batch that must be answered by `deadline`, and reports what happened to
+    /// each record; [`BatchReport::response`] is the partial batch response for Lambda.
+    pub async fn process<'b, H: RecordHandler>(
         &self,
-        batch: &Batch<'_>,
+        batch: &'b Batch<'b>,
         deadline: Instant,
         handler: &H,
-    ) -> Result<SqsBatchResponse, MissingMessageId> {
+    ) -> BatchReport<'b> {
         self.process_until(batch, deadline, std::future::pending(), handler).await
     }
 
     /// [`Engine::process`], cut early when `stop` resolves (poll mode's shutdown grace): the
     /// records then unfinished are reported failed exactly as at the deadline.
-    pub async fn process_until<H: RecordHandler>(
+    pub async fn process_until<'b, H: RecordHandler>(
         &self,
-        batch: &Batch<'_>,
+        batch: &'b Batch<'b>,
         deadline: Instant,
         stop: impl Future<Output = ()>,
         handler: &H,
-    ) -> Result<SqsBatchResponse, MissingMessageId> {
-        self.process_detailed(batch, deadline, stop, handler).await.1
-    }
-
-    /// [`Engine::process_until`] that also returns each record's outcome, in batch order:
-    /// what the property tests and fuzz targets check the response against.
-    pub async fn process_detailed<H: RecordHandler>(
-        &self,
-        batch: &Batch<'_>,
-        deadline: Instant,
-        stop: impl Future<Output = ()>,
-        handler: &H,
-    ) -> (Vec<Outcome>, Result<SqsBatchResponse, MissingMessageId>) {
+    ) -> BatchReport<'b> {
         let started = Instant::now();
         let started_at_ms = now_epoch_ms();
         let records = &batch.records[..];
@@ -186,15 +214,12 @@ impl<Q: QueueOps> Engine<Q> {
 
         self.back_off(records, &done, visibility_until).await;
 
-        let outcomes: Vec<Outcome> = done.into_iter().map(|(outcome, _)| outcome).collect();
-        let counts = Counts::of(&outcomes);
+        let report = BatchReport::new(records, done);
         let ages = MessageAges::of(records.iter().filter_map(Record::sent_at_ms), started_at_ms);
-        run.log.metrics(&self.settings, counts, ages, started.elapsed());
+        run.log.metrics(&self.settings, report.counts(), ages, started.elapsed());
         // Every record's line is out before the response that acknowledges it is returned.
         run.log.flush();
-        let response = to_response(records, &outcomes)
-            .inspect_err(|e| tracing::error!(event = "batch_error", error = %e, "failing the whole invocation"));
-        (outcomes, response)
+        report
     }
 
     async fn run_record<H: RecordHandler>(&self, run: &Run<'_>, record: &Record<'_>, handler: &H) -> Done {
@@ -267,7 +292,7 @@ impl<Q: QueueOps> Engine<Q> {
                 }
                 None => self.run_record(run, record, handler).await,
             };
-            let head_delay = head_delay.or(done.0.is_failure().then_some(done.1));
+            let head_delay = group_head_delay(head_delay, &done);
             Some(((i, done), (rest, head_delay)))
         })
     }
@@ -290,9 +315,7 @@ impl<Q: QueueOps> Engine<Q> {
             let mut head_delay = None;
             for &i in group {
                 let done = slots[i].get_or_insert_with(|| timed_out(i, head_delay));
-                if head_delay.is_none() && done.0.is_failure() {
-                    head_delay = Some(done.1);
-                }
+                head_delay = group_head_delay(head_delay, done);
             }
         }
         slots.into_iter().enumerate().map(|(i, slot)| slot.unwrap_or_else(|| timed_out(i, None))).collect()
@@ -316,7 +339,7 @@ impl<Q: QueueOps> Engine<Q> {
         };
         match self.queues.dead_letter(&letter).await {
             Ok(()) => Outcome::DeadLettered { kind, reason },
-            Err(e) => Outcome::Failed(Failure::DeadLetterUnavailable { kind, error: reason::clean(&e.to_string()) }),
+            Err(e) => Outcome::Failed(Failure::DeadLetterUnavailable { kind, error: reason::clean(&error_chain(&e)) }),
         }
     }
 
@@ -337,6 +360,13 @@ impl<Q: QueueOps> Engine<Q> {
         run.log.outcome(record, receive_count, &outcome, delay, final_attempt);
         (outcome, delay)
     }
+}
+
+/// FIFO: the delay a group's records take once one has failed, given the delay so far and the
+/// next record's result: the first failure's own delay, kept for the rest of the group (why:
+/// [`Engine::run_group`]).
+fn group_head_delay(head_delay: Option<u32>, done: &Done) -> Option<u32> {
+    head_delay.or(done.0.is_failure().then_some(done.1))
 }
 
 /// Collects `(index, done)` pairs into their slots as they finish.

@@ -3,18 +3,22 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 
 use super::record::Record;
+use super::report::Counts;
 
 /// A record handler's success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Ack {
     /// The message took effect.
     Applied,
-    /// A duplicate or out-of-date delivery: nothing to do, and nothing to retry.
-    Stale,
+    /// Succeeded without effect (a duplicate, or a change already superseded): nothing to
+    /// do, and nothing to retry. Counted apart from [`Ack::Applied`].
+    Unchanged,
 }
 
 /// Why a record handler failed. Retryable or not is decided here, once, by the variant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecordError {
     /// Something outside the message failed (a store, a network): retry later.
     #[error("transient: {reason}")]
@@ -46,6 +50,7 @@ impl RecordError {
 
 /// The result of one record in one invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The handler succeeded: the record is deleted from the source queue.
     Succeeded(Ack),
@@ -63,6 +68,7 @@ pub enum Outcome {
 
 /// Why a record is reported failed (and so retried by SQS).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Failure {
     /// The handler returned a transient error.
     Transient(String),
@@ -94,7 +100,7 @@ impl Outcome {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Succeeded(Ack::Applied) => "succeeded",
-            Self::Succeeded(Ack::Stale) => "stale",
+            Self::Succeeded(Ack::Unchanged) => "unchanged",
             Self::DeadLettered { .. } => "dead_lettered",
             Self::Failed(Failure::Transient(_)) => "retry",
             Self::Failed(Failure::Panicked(_)) => "panicked",
@@ -118,8 +124,60 @@ pub struct MissingMessageId {
     pub outcome: &'static str,
 }
 
+/// What the engine did with a batch: each record's outcome and the seconds it is hidden before
+/// its next delivery, in batch order. The partial batch response is built from it.
+#[derive(Debug, Clone)]
+pub struct BatchReport<'b> {
+    records: &'b [Record<'b>],
+    outcomes: Vec<RecordReport>,
+}
+
+/// One record's part of a [`BatchReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordReport {
+    /// What happened.
+    pub outcome: Outcome,
+    /// Seconds until a failed record is visible again (0 for a record that is done).
+    pub delay_seconds: u32,
+}
+
+impl<'b> BatchReport<'b> {
+    pub(crate) fn new(records: &'b [Record<'b>], done: Vec<crate::engine::Done>) -> Self {
+        let outcomes =
+            done.into_iter().map(|(outcome, delay_seconds)| RecordReport { outcome, delay_seconds }).collect();
+        Self { records, outcomes }
+    }
+
+    /// Each record's report, in batch order (index `i` is the batch's record `i`).
+    pub fn records(&self) -> &[RecordReport] {
+        &self.outcomes
+    }
+
+    /// The indices of the records that are done (succeeded or dead-lettered): what a poller
+    /// deletes from the source queue.
+    pub fn done(&self) -> impl Iterator<Item = usize> + '_ {
+        self.outcomes.iter().enumerate().filter(|(_, r)| !r.outcome.is_failure()).map(|(i, _)| i)
+    }
+
+    /// The batch's counts, as its metrics publish them.
+    pub fn counts(&self) -> Counts {
+        Counts::of(self.outcomes.iter().map(|r| &r.outcome))
+    }
+
+    /// The partial batch response for Lambda: exactly the failed records, in batch order. A
+    /// failed record without a message id fails the whole invocation, and says so in the log.
+    pub fn response(&self) -> Result<SqsBatchResponse, MissingMessageId> {
+        to_response(self.records, self.outcomes.iter().map(|r| &r.outcome))
+            .inspect_err(|e| tracing::error!(event = "batch_error", error = %e, "failing the whole invocation"))
+    }
+}
+
 /// Builds the partial batch response: exactly the failed records, in batch order.
-pub fn to_response(records: &[Record<'_>], outcomes: &[Outcome]) -> Result<SqsBatchResponse, MissingMessageId> {
+pub(crate) fn to_response<'o>(
+    records: &[Record<'_>],
+    outcomes: impl IntoIterator<Item = &'o Outcome>,
+) -> Result<SqsBatchResponse, MissingMessageId> {
     let mut response = SqsBatchResponse::default();
     for (index, (record, outcome)) in records.iter().zip(outcomes).enumerate() {
         if !outcome.is_failure() {
@@ -172,7 +230,7 @@ mod tests {
     #[test]
     fn a_succeeded_record_without_id_is_harmless() {
         let records = [record(None)];
-        let response = to_response(&records, &[Outcome::Succeeded(Ack::Stale)]).unwrap();
+        let response = to_response(&records, &[Outcome::Succeeded(Ack::Unchanged)]).unwrap();
         assert!(response.batch_item_failures.is_empty());
     }
 }

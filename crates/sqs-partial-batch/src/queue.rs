@@ -1,14 +1,11 @@
 //! The two SQS calls the engine makes besides answering Lambda: dead-lettering a permanent
-//! failure and holding a transient one back. Behind a trait so the engine's tests can use a
-//! fake; [`SqsQueues`] is the real thing.
+//! failure and holding a transient one back. Behind a trait so that tests can use a fake;
+//! `SqsQueues` (feature `sdk`) is the real thing.
 
 use std::borrow::Cow;
 use std::future::Future;
 
-use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue};
-
 use super::reason::{self, sqs_text};
-use crate::errors::error_chain;
 
 /// A permanent failure on its way to the dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,10 +38,18 @@ pub struct VisibilityChange<'a> {
     pub seconds: u32,
 }
 
-/// A failed SQS call.
+/// A failed SQS call, with its cause as its source (formatted, sources and all, where the
+/// engine logs it).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct QueueError(pub String);
+#[error(transparent)]
+pub struct QueueError(#[from] Box<dyn std::error::Error + Send + Sync>);
+
+impl QueueError {
+    /// A queue error caused by `source`: an SDK error, or text.
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(source.into())
+    }
+}
 
 /// The queue operations the engine needs.
 pub trait QueueOps: Sync {
@@ -63,7 +68,7 @@ pub trait QueueOps: Sync {
 /// SQS limits `ChangeMessageVisibilityBatch` to ten entries.
 pub const VISIBILITY_BATCH_LIMIT: usize = 10;
 
-/// The largest message SQS accepts (and the default of [`SqsQueues`]'s limit).
+/// The largest message SQS accepts (and the default limit of `SqsQueues`).
 pub const SQS_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// The body sent for a record without one: SQS refuses an empty body. The
@@ -74,14 +79,33 @@ pub const PLACEHOLDER_BODY: &str = "-";
 /// exceed the dead-letter queue's `MaximumMessageSize`: the largest and least needed first,
 /// the error kind and the marker of a placeholder body last.
 pub const ATTRIBUTE_DROP_ORDER: [&str; 7] = [
-    "error_reason",
-    "source_queue",
-    "source_message_id",
-    "receive_count",
-    "dead_letter_key",
-    "error_kind",
-    "body_placeholder",
+    attribute::ERROR_REASON,
+    attribute::SOURCE_QUEUE,
+    attribute::SOURCE_MESSAGE_ID,
+    attribute::RECEIVE_COUNT,
+    attribute::DEAD_LETTER_KEY,
+    attribute::ERROR_KIND,
+    attribute::BODY_PLACEHOLDER,
 ];
+
+/// The message attributes of a dead letter: what a person or a tool reading the dead-letter
+/// queue filters on.
+pub mod attribute {
+    /// The error class, such as `invalid_json` (`RecordError::Permanent`'s `kind`).
+    pub const ERROR_KIND: &str = "error_kind";
+    /// What is wrong with the message: at most 1 KiB, in SQS's character set.
+    pub const ERROR_REASON: &str = "error_reason";
+    /// `ApproximateReceiveCount` when the record failed.
+    pub const RECEIVE_COUNT: &str = "receive_count";
+    /// The message id on the source queue.
+    pub const SOURCE_MESSAGE_ID: &str = "source_message_id";
+    /// `<source message id>:<receive count>`: the same for every send of the same failure.
+    pub const DEAD_LETTER_KEY: &str = "dead_letter_key";
+    /// The source queue's ARN.
+    pub const SOURCE_QUEUE: &str = "source_queue";
+    /// Set when the body is not the original: `missing`, `empty` or `escaped`.
+    pub const BODY_PLACEHOLDER: &str = "body_placeholder";
+}
 
 /// A dead letter as it is sent: the body and `(name, data type, value)` attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,19 +137,19 @@ impl<'a> LetterParts<'a> {
         };
         let text = |v: &str| sqs_text(v).into_owned();
         let mut attributes = vec![
-            ("error_kind", "String", text(letter.kind)),
-            ("error_reason", "String", reason::clean(letter.reason)),
-            ("receive_count", "Number", letter.receive_count.to_string()),
+            (attribute::ERROR_KIND, "String", text(letter.kind)),
+            (attribute::ERROR_REASON, "String", reason::clean(letter.reason)),
+            (attribute::RECEIVE_COUNT, "Number", letter.receive_count.to_string()),
         ];
         if let Some(id) = letter.source_message_id {
-            attributes.push(("source_message_id", "String", text(id)));
-            attributes.push(("dead_letter_key", "String", format!("{}:{}", text(id), letter.receive_count)));
+            attributes.push((attribute::SOURCE_MESSAGE_ID, "String", text(id)));
+            attributes.push((attribute::DEAD_LETTER_KEY, "String", format!("{}:{}", text(id), letter.receive_count)));
         }
         if let Some(queue) = letter.source_queue {
-            attributes.push(("source_queue", "String", text(queue)));
+            attributes.push((attribute::SOURCE_QUEUE, "String", text(queue)));
         }
         if let Some(placeholder) = placeholder {
-            attributes.push(("body_placeholder", "String", placeholder.to_owned()));
+            attributes.push((attribute::BODY_PLACEHOLDER, "String", placeholder.to_owned()));
         }
         let size = |attributes: &[(&str, &str, String)]| {
             body.len() + attributes.iter().map(|(n, t, v)| n.len() + t.len() + v.len()).sum::<usize>()
@@ -141,98 +165,6 @@ impl<'a> LetterParts<'a> {
             }
         }
         Self { body, attributes, dropped }
-    }
-}
-
-/// [`QueueOps`] over a real SQS endpoint.
-#[derive(Debug, Clone)]
-pub struct SqsQueues {
-    client: aws_sdk_sqs::Client,
-    dlq_url: String,
-    max_message_bytes: usize,
-}
-
-impl SqsQueues {
-    /// Sends dead letters to `dlq_url` through `client`, assuming the dead-letter queue takes
-    /// messages up to the SQS maximum of 1 MiB.
-    pub fn new(client: aws_sdk_sqs::Client, dlq_url: impl Into<String>) -> Self {
-        Self { client, dlq_url: dlq_url.into(), max_message_bytes: SQS_MAX_MESSAGE_BYTES }
-    }
-
-    /// The dead-letter queue's `MaximumMessageSize`: letters are fitted into it.
-    pub fn with_max_message_bytes(mut self, max_message_bytes: usize) -> Self {
-        self.max_message_bytes = max_message_bytes;
-        self
-    }
-}
-
-fn string_attribute(value: impl Into<String>, data_type: &str) -> MessageAttributeValue {
-    MessageAttributeValue::builder().data_type(data_type).string_value(value).build().expect("data_type is set")
-}
-
-impl QueueOps for SqsQueues {
-    async fn dead_letter(&self, letter: &DeadLetter<'_>) -> Result<(), QueueError> {
-        let parts = LetterParts::of(letter, self.max_message_bytes);
-        if !parts.dropped.is_empty() {
-            tracing::warn!(
-                event = "dead_letter_trimmed",
-                message_id = letter.source_message_id.unwrap_or("-"),
-                dropped = ?parts.dropped,
-                "attributes dropped so the letter fits the dead-letter queue's maximum message size"
-            );
-        }
-        let mut send = self.client.send_message().queue_url(&self.dlq_url).message_body(parts.body);
-        for (name, data_type, value) in parts.attributes {
-            send = send.message_attributes(name, string_attribute(value, data_type));
-        }
-        // A FIFO source has a FIFO dead-letter queue, which needs a group and a deduplication
-        // id; the source message id makes a repeated send after a timeout a no-op.
-        if self.dlq_url.ends_with(".fifo") {
-            send = send
-                .message_group_id(letter.group_id.unwrap_or("dead-letters"))
-                .set_message_deduplication_id(letter.source_message_id.map(str::to_owned));
-        }
-        send.send().await.map_err(|e| QueueError(error_chain(&e)))?;
-        Ok(())
-    }
-
-    async fn change_visibility(
-        &self,
-        queue_url: &str,
-        changes: &[VisibilityChange<'_>],
-    ) -> Result<Vec<(String, String)>, QueueError> {
-        let entries = changes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(c.receipt_handle)
-                    .visibility_timeout(c.seconds as i32)
-                    .build()
-                    .expect("id and receipt handle are set")
-            })
-            .collect();
-        let output = self
-            .client
-            .change_message_visibility_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| QueueError(error_chain(&e)))?;
-        Ok(output
-            .failed
-            .into_iter()
-            .map(|f| {
-                let id =
-                    f.id.parse::<usize>()
-                        .ok()
-                        .and_then(|i| changes.get(i))
-                        .map_or(f.id.clone(), |c| c.message_id.to_owned());
-                (id, format!("{}: {}", f.code, f.message.unwrap_or_default()))
-            })
-            .collect())
     }
 }
 
@@ -303,8 +235,8 @@ mod tests {
         assert_eq!(value("receive_count"), Some("2"));
         let bad = DeadLetter { reason: "op \u{0}\u{fffe}", kind: "k\u{1}", ..letter(Some("a\u{0}b")) };
         let parts = LetterParts::of(&bad, SQS_MAX_MESSAGE_BYTES);
-        assert!(parts.body.chars().all(crate::batch::reason::sqs_accepts));
-        assert!(parts.attributes.iter().all(|(_, _, v)| v.chars().all(crate::batch::reason::sqs_accepts)));
+        assert!(parts.body.chars().all(crate::reason::sqs_accepts));
+        assert!(parts.attributes.iter().all(|(_, _, v)| v.chars().all(crate::reason::sqs_accepts)));
         assert_eq!(parts.attributes.iter().find(|(n, _, _)| *n == "body_placeholder").unwrap().2, "escaped");
         assert!(parts.dropped.is_empty());
     }

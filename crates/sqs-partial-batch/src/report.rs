@@ -18,8 +18,9 @@ use super::outcome::{Ack, Failure, Outcome};
 use super::record::Record;
 use super::settings::Settings;
 
-/// Whether a successful record gets its line (`LOG_SUCCESSES`). A failure always does.
+/// Whether a successful record gets its line. A failure always does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LogSuccesses {
     /// One line per successful record: the default.
     Each,
@@ -189,13 +190,14 @@ fn failure_reason(failure: &Failure) -> &str {
 
 /// Per-batch counts, published as CloudWatch metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Counts {
     /// Records in the batch.
     pub received: usize,
     /// Applied.
     pub succeeded: usize,
-    /// Duplicates or stale versions: success without effect.
-    pub stale: usize,
+    /// Succeeded without effect ([`Ack::Unchanged`]).
+    pub unchanged: usize,
     /// Reported failed, to be retried.
     pub retried: usize,
     /// Sent to the dead-letter queue.
@@ -206,12 +208,13 @@ pub struct Counts {
 
 impl Counts {
     /// Counts a batch's outcomes.
-    pub fn of(outcomes: &[Outcome]) -> Self {
-        let mut counts = Self { received: outcomes.len(), ..Self::default() };
+    pub fn of<'o>(outcomes: impl IntoIterator<Item = &'o Outcome>) -> Self {
+        let mut counts = Self::default();
         for outcome in outcomes {
+            counts.received += 1;
             match outcome {
                 Outcome::Succeeded(Ack::Applied) => counts.succeeded += 1,
-                Outcome::Succeeded(Ack::Stale) => counts.stale += 1,
+                Outcome::Succeeded(Ack::Unchanged) => counts.unchanged += 1,
                 Outcome::DeadLettered { .. } => counts.dead_lettered += 1,
                 Outcome::Failed(failure) => {
                     counts.retried += 1;
@@ -230,8 +233,8 @@ pub mod metric {
     pub const RECEIVED: &str = "Received";
     /// Records applied.
     pub const SUCCEEDED: &str = "Succeeded";
-    /// Duplicates or older versions: success without effect.
-    pub const STALE: &str = "Stale";
+    /// Records that succeeded without effect ([`crate::Ack::Unchanged`]).
+    pub const UNCHANGED: &str = "Unchanged";
     /// Records reported failed, to be retried.
     pub const RETRIED: &str = "Retried";
     /// Records sent to the dead-letter queue.
@@ -250,7 +253,7 @@ pub mod metric {
 pub const METRIC_NAMES: [&str; 9] = [
     metric::RECEIVED,
     metric::SUCCEEDED,
-    metric::STALE,
+    metric::UNCHANGED,
     metric::RETRIED,
     metric::DEAD_LETTERED,
     metric::BRAKE_ENGAGED,
@@ -277,7 +280,7 @@ pub fn emf(
     let counted = [
         (metric::RECEIVED, counts.received),
         (metric::SUCCEEDED, counts.succeeded),
-        (metric::STALE, counts.stale),
+        (metric::UNCHANGED, counts.unchanged),
         (metric::RETRIED, counts.retried),
         (metric::DEAD_LETTERED, counts.dead_lettered),
         (metric::BRAKE_ENGAGED, usize::from(counts.braked > 0)),
@@ -365,7 +368,7 @@ mod tests {
         assert_eq!(out.text(), "", "one line is buffered");
         let mut n = 1;
         while out.text().is_empty() {
-            log.outcome(&record("b"), 1, &Outcome::Succeeded(Ack::Stale), 0, false);
+            log.outcome(&record("b"), 1, &Outcome::Succeeded(Ack::Unchanged), 0, false);
             n += 1;
         }
         assert!(out.text().len() >= FLUSH_BYTES, "written in one large piece");
@@ -386,10 +389,10 @@ mod tests {
 
     #[test]
     fn emf_document_declares_every_metric_it_carries() {
-        let counts = Counts { received: 4, succeeded: 1, stale: 1, retried: 1, dead_lettered: 1, braked: 1 };
+        let counts = Counts { received: 4, succeeded: 1, unchanged: 1, retried: 1, dead_lettered: 1, braked: 1 };
         let ages = MessageAges { max_ms: 9_000, p50_ms: 250 };
         let text = emf(
-            &Settings::default(),
+            &Settings::default().with_metrics("Orders", "orders-fn"),
             counts,
             Some(ages),
             Duration::from_millis(12),
@@ -404,8 +407,8 @@ mod tests {
             assert!(doc[name].is_number(), "{name} is declared but has no value");
         }
         assert_eq!(doc["_aws"]["Timestamp"], 7000);
-        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "NotesSync");
-        assert_eq!(doc["FunctionName"], "local", "the settings' function name, not the environment's");
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Orders");
+        assert_eq!(doc["FunctionName"], "orders-fn", "the settings' function name, not the environment's");
         assert_eq!(doc["BatchDuration"], 12.0);
         assert_eq!(doc["Received"], 4);
         assert_eq!(doc["DeadLettered"], 1);

@@ -1,4 +1,6 @@
-//! JSON helpers shared by the SQS event and the note message parsers.
+//! Borrowed JSON parsing, as the engine reads SQS events: strings borrowed from the input
+//! where they have no escapes, and errors that name the JSON path where reading stopped. For
+//! handlers that parse JSON bodies the same way (a dead letter's reason then says where).
 
 use std::borrow::Cow;
 

@@ -45,7 +45,7 @@ fn with_receive_count(mut record: Record<'static>, n: u32) -> Record<'static> {
     record
 }
 
-/// Behaves as its body says: `ok`, `stale`, `transient`, `bad`, `panic`, or `sleep:<ms>`
+/// Behaves as its body says: `ok`, `unchanged`, `transient`, `bad`, `panic`, or `sleep:<ms>`
 /// followed by `:<one of those>` (default `ok`).
 #[derive(Default)]
 struct Scripted {
@@ -67,7 +67,7 @@ impl RecordHandler for Scripted {
         }
         let result = match body {
             "ok" => Ok(Ack::Applied),
-            "stale" => Ok(Ack::Stale),
+            "unchanged" => Ok(Ack::Unchanged),
             "transient" => Err(RecordError::transient("store unavailable")),
             "bad" => Err(RecordError::permanent("invalid_json", "invalid_json: expected value at line 1 column 1")),
             "panic" => panic!("scripted panic"),
@@ -102,7 +102,7 @@ fn leak(s: &str) -> &'static str {
 impl QueueOps for FakeQueues {
     async fn dead_letter(&self, l: &DeadLetter<'_>) -> Result<(), QueueError> {
         if self.dead_letter_down {
-            return Err(QueueError("connection refused".into()));
+            return Err(QueueError::new("connection refused"));
         }
         self.dead_letters.lock().unwrap().push(DeadLetter {
             body: l.body.map(leak),
@@ -123,7 +123,7 @@ impl QueueOps for FakeQueues {
         changes: &[VisibilityChange<'_>],
     ) -> Result<Vec<(String, String)>, QueueError> {
         if self.visibility_down {
-            return Err(QueueError("connection refused".into()));
+            return Err(QueueError::new("connection refused"));
         }
         let now = self.visibility_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.visibility_max_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -152,7 +152,7 @@ fn far_deadline() -> Instant {
 }
 
 async fn failed_ids(engine: &Engine<FakeQueues>, batch: &Batch<'_>, handler: &Scripted) -> Vec<String> {
-    let response = engine.process(batch, far_deadline(), handler).await.expect("a response");
+    let response = engine.process(batch, far_deadline(), handler).await.response().expect("a response");
     response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
 }
 
@@ -166,7 +166,7 @@ async fn partial_response_lists_only_the_failed_records() {
     let batch = batch(vec![
         sqs_record("a", "ok"),
         sqs_record("b", "transient"),
-        sqs_record("c", "stale"),
+        sqs_record("c", "unchanged"),
         sqs_record("d", "bad"),
         sqs_record("e", "transient"),
     ]);
@@ -187,7 +187,7 @@ async fn a_failed_record_without_message_id_fails_the_whole_invocation() {
     let mut nameless = sqs_record("x", "transient");
     nameless.message_id = None;
     let batch = batch(vec![sqs_record("a", "ok"), nameless]);
-    let err = engine.process(&batch, far_deadline(), &Scripted::default()).await.unwrap_err();
+    let err = engine.process(&batch, far_deadline(), &Scripted::default()).await.response().unwrap_err();
     assert_eq!(err.index, 1);
 }
 
@@ -285,7 +285,7 @@ async fn records_still_running_at_the_deadline_less_margin_are_reported_failed_i
     let engine = engine_with(settings, FakeQueues::default());
     let batch = batch(vec![sqs_record("fast", "sleep:100"), sqs_record("slow", "sleep:60000"), sqs_record("b", "ok")]);
     let deadline = Instant::now() + Duration::from_secs(5);
-    let response = engine.process(&batch, deadline, &Scripted::default()).await.unwrap();
+    let response = engine.process(&batch, deadline, &Scripted::default()).await.response().unwrap();
     let answered = Instant::now();
     let ids: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(ids, ["slow"]);
@@ -307,7 +307,7 @@ async fn fifo_records_cut_by_the_deadline_come_back_with_their_group_head() {
         fifo_record("b1", "ok", "B"),
     ]);
     let deadline = Instant::now() + Duration::from_secs(10);
-    let response = engine.process(&batch, deadline, &Scripted::default()).await.unwrap();
+    let response = engine.process(&batch, deadline, &Scripted::default()).await.response().unwrap();
     let ids: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(ids, ["a1", "a2"]);
     let visibility: BTreeMap<String, u32> = visibility_of(&engine).into_iter().collect();
@@ -380,7 +380,7 @@ async fn every_attempt_is_one_json_line_its_outcome_with_the_receive_count_and_w
     let batch = batch(vec![secret, sqs_record("t", "transient"), with_receive_count(sqs_record("f", "transient"), 5)]);
     // Captured when `process` returns: the lines are out before the response is.
     let lines = capture_logs(async {
-        engine.process(&batch, far_deadline(), &Scripted::default()).await.unwrap();
+        engine.process(&batch, far_deadline(), &Scripted::default()).await.response().unwrap();
     })
     .await;
     let of = |event: &str| lines.iter().filter(|l| l["event"] == event).cloned().collect::<Vec<_>>();
@@ -413,12 +413,12 @@ async fn log_successes_none_drops_only_the_success_lines() {
     let engine = engine_with(settings, FakeQueues::default());
     let batch = batch(vec![
         sqs_record("ok", "ok"),
-        sqs_record("stale", "stale"),
+        sqs_record("unchanged", "unchanged"),
         sqs_record("retry", "transient"),
         sqs_record("bad", "bad"),
     ]);
     let lines = capture_logs(async {
-        engine.process(&batch, far_deadline(), &Scripted::default()).await.unwrap();
+        engine.process(&batch, far_deadline(), &Scripted::default()).await.response().unwrap();
     })
     .await;
     let mut logged: Vec<&str> =
@@ -426,5 +426,5 @@ async fn log_successes_none_drops_only_the_success_lines() {
     logged.sort_unstable();
     assert_eq!(logged, ["bad", "retry"], "failures and dead letters keep their lines");
     let emf = lines.iter().find(|l| l["_aws"].is_object()).expect("metrics still written");
-    assert_eq!((emf["Succeeded"].as_u64(), emf["Stale"].as_u64()), (Some(1), Some(1)));
+    assert_eq!((emf["Succeeded"].as_u64(), emf["Unchanged"].as_u64()), (Some(1), Some(1)));
 }

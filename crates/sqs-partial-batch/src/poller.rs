@@ -21,17 +21,51 @@ use super::queue::QueueOps;
 use super::record::{Batch, Record};
 use crate::errors::error_chain;
 
-/// What to poll and how.
+/// How long the batch in hand may still run after a shutdown signal, unless set otherwise.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What to poll and how: [`PollOptions::new`] and its `with_` methods.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PollOptions {
     /// The source queue.
     pub queue_url: String,
-    /// Messages per receive, 1 to 10.
-    pub max_messages: i32,
-    /// Long-poll wait, 0 to 20 seconds.
-    pub wait_seconds: i32,
-    /// After a shutdown signal, how long the batch in hand may still run.
+    /// Messages per receive, 1 to 10 (default 10).
+    pub max_messages: u8,
+    /// Long-poll wait, at most 20 seconds (default 20).
+    pub wait: Duration,
+    /// After a shutdown signal, how long the batch in hand may still run (default 10 s).
     pub shutdown_grace: Duration,
+}
+
+impl PollOptions {
+    /// Polls `queue_url` ten messages at a time, waiting up to 20 s for them.
+    pub fn new(queue_url: impl Into<String>) -> Self {
+        Self {
+            queue_url: queue_url.into(),
+            max_messages: 10,
+            wait: Duration::from_secs(20),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+
+    /// Messages per receive, clamped to SQS's 1 to 10.
+    pub fn with_max_messages(mut self, max_messages: u8) -> Self {
+        self.max_messages = max_messages.clamp(1, 10);
+        self
+    }
+
+    /// The long-poll wait, whole seconds, clamped to SQS's 20 s.
+    pub fn with_wait(mut self, wait: Duration) -> Self {
+        self.wait = wait.min(Duration::from_secs(20));
+        self
+    }
+
+    /// How long the batch in hand may still run after a shutdown signal.
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
 }
 
 /// Totals of a polling session, reported when it ends.
@@ -43,7 +77,7 @@ pub struct PollTotals {
     pub deleted: usize,
     /// Messages left on the queue to be retried.
     pub failed: usize,
-    /// Messages done but whose delete SQS did not confirm: they come back, and are stale then.
+    /// Messages done but whose delete SQS did not confirm: they come back, and an idempotent handler finds them done.
     pub delete_failed: usize,
 }
 
@@ -107,13 +141,9 @@ pub async fn poll<Q: QueueOps, H: RecordHandler>(
             tokio::time::sleep(grace).await;
         });
         // The messages reappear when their visibility timeout runs out: that is the deadline.
-        let failed = match engine.process_until(&batch, received_at + visibility, stop, handler).await {
-            Ok(response) => response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
-            // Cannot happen with received messages (they all have ids); retry them all.
-            Err(_) => messages.iter().filter_map(|m| m.message_id.clone()).collect::<Vec<_>>(),
-        };
-        let done: Vec<&Message> =
-            messages.iter().filter(|m| m.message_id().is_none_or(|id| !failed.iter().any(|f| f == id))).collect();
+        let report = engine.process_until(&batch, received_at + visibility, stop, handler).await;
+        // The batch's records are the messages, in order: a report's index is a message's.
+        let done: Vec<&Message> = report.done().map(|i| &messages[i]).collect();
         totals.received += messages.len();
         totals.failed += messages.len() - done.len();
         let deleted = delete(sqs, &options.queue_url, &done).await;
@@ -157,7 +187,7 @@ async fn queue_facts(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<Queue
     let max_receive_count = match attributes.get(&QueueAttributeName::RedrivePolicy) {
         None => None,
         Some(policy) => Some(redrive_max_receive_count(policy).ok_or_else(|| {
-            error(format!("its RedrivePolicy has no readable maxReceiveCount: {}", crate::batch::reason::clean(policy)))
+            error(format!("its RedrivePolicy has no readable maxReceiveCount: {}", crate::reason::clean(policy)))
         })?),
     };
     Ok(QueueFacts { arn, visibility: Duration::from_secs(visibility), max_receive_count })
@@ -199,7 +229,7 @@ fn check_queue<Q: QueueOps>(engine: &Engine<Q>, queue_url: &str, facts: &QueueFa
             settings.deadline_margin.as_millis(),
             facts.visibility.as_secs(),
             facts.visibility.as_millis(),
-            crate::config::MARGIN_CONFLICT
+            crate::settings::MARGIN_CONFLICT
         ));
     }
     Ok(())
@@ -211,13 +241,14 @@ async fn receive(sqs: &aws_sdk_sqs::Client, options: &PollOptions, pause: Durati
     // up to 20 s by design. Cut early, the receive is retried while SQS may already have handed
     // a message to the abandoned attempt: invisible for its visibility timeout, one more
     // receive counted, and after enough of those, redriven without ever being processed.
-    let wait = Duration::from_secs(options.wait_seconds.max(0) as u64);
+    let wait = Duration::from_secs(options.wait.as_secs());
     let timeouts = TimeoutConfig::builder().operation_attempt_timeout(wait + RECEIVE_ATTEMPT_EXTRA).build();
     let out = sqs
         .receive_message()
         .queue_url(&options.queue_url)
-        .max_number_of_messages(options.max_messages)
-        .wait_time_seconds(options.wait_seconds)
+        .max_number_of_messages(i32::from(options.max_messages))
+        // At most 20 (PollOptions::with_wait): always fits.
+        .wait_time_seconds(wait.as_secs() as i32)
         .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
         .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
         .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
@@ -279,19 +310,19 @@ fn entry_message_id<'m>(chunk: &[&'m Message], entry_id: &str) -> &'m str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::Settings;
+    use crate::Settings;
 
     struct NoQueues;
 
     impl QueueOps for NoQueues {
-        async fn dead_letter(&self, _: &crate::batch::DeadLetter<'_>) -> Result<(), crate::batch::QueueError> {
+        async fn dead_letter(&self, _: &crate::DeadLetter<'_>) -> Result<(), crate::QueueError> {
             unreachable!()
         }
         async fn change_visibility(
             &self,
             _: &str,
-            _: &[crate::batch::VisibilityChange<'_>],
-        ) -> Result<Vec<(String, String)>, crate::batch::QueueError> {
+            _: &[crate::VisibilityChange<'_>],
+        ) -> Result<Vec<(String, String)>, crate::QueueError> {
             unreachable!()
         }
     }

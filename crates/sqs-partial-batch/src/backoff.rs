@@ -22,6 +22,16 @@ impl Backoff {
         Self { base_seconds: base_seconds.min(max_seconds), max_seconds }
     }
 
+    /// The first delay, in seconds.
+    pub fn base_seconds(&self) -> u32 {
+        self.base_seconds
+    }
+
+    /// The longest delay, in seconds.
+    pub fn max_seconds(&self) -> u32 {
+        self.max_seconds
+    }
+
     /// The delay before the next delivery, without jitter: `min(max, base * 2^(n-1))`.
     pub fn ceiling(&self, receive_count: u32) -> u32 {
         let doublings = receive_count.saturating_sub(1).min(31);
