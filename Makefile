@@ -8,8 +8,9 @@ SHELL := bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 export SAM_CLI_TELEMETRY := 0
+ORDERS := crates/sqs-partial-batch/examples
 
-.PHONY: help demo build test unit-test integration-test invoke lint fmt bench sam-build sam-build-x86 \
+.PHONY: help demo build test example unit-test integration-test invoke lint fmt bench sam-build sam-build-x86 \
         sam-local-invoke emulators-up emulators-down clean fuzz
 
 help: ## List the targets
@@ -23,13 +24,20 @@ demo: ## The whole system locally: workload, retries, DLQ, alarm, SNS, redrive, 
 build: ## Build the consumer and the notes CLI (debug)
 	$(CARGO) build --locked --bin consumer --bin notes
 
-test: ## Every test: unit, integration (LocalStack + moto), template relations, sample events
+test: ## Every test: unit, integration (LocalStack + moto), template relations, sample events, the engine crate's docs and example
 	scripts/venvs.sh localstack moto tools
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --workspace --all-targets
+	$(CARGO) test --locked --doc -p sqs-partial-batch
+	$(MAKE) example
 	scripts/invoke.sh
 
+example: ## The engine crate's example: order events (not notes) through sqs-partial-batch, response checked
+	$(CARGO) run --locked -q -p sqs-partial-batch --example orders -- $(ORDERS)/orders-event.json 2>/dev/null \
+	  | tail -n 1 | diff - $(ORDERS)/orders-event.expected.json
+	@echo "example orders: the response is the expected one"
+
 unit-test: ## Unit tests only (no emulators)
-	$(CARGO) test --locked --lib
+	$(CARGO) test --locked --workspace --lib
 
 integration-test: ## Integration tests against LocalStack and moto
 	scripts/venvs.sh localstack moto
@@ -38,9 +46,12 @@ integration-test: ## Integration tests against LocalStack and moto
 invoke: ## Each events/*.json through `cargo lambda watch`, responses compared with *.expected.json
 	scripts/invoke.sh
 
-lint: ## rustfmt, clippy, the template linters (sam validate --lint, cfn-lint, checkov), cargo deny
+lint: ## rustfmt, clippy, the engine crate's docs and package, the template linters (sam validate --lint, cfn-lint, checkov), cargo deny
 	$(CARGO) fmt --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked -p sqs-partial-batch --no-default-features --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps -p sqs-partial-batch
+	$(CARGO) package --locked --list --allow-dirty -p sqs-partial-batch >/dev/null
 	scripts/lint.sh
 	scripts/deny.sh
 
