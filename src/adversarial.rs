@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::notes::NotesHandler;
 use crate::testing::{MemoryStore, RecordingQueues, SentLetter, check_batch};
-use sqs_partial_batch::{Batch, Engine, Outcome, Settings};
+use sqs_partial_batch::{Batch, Engine, Outcome, Settings, attribute};
 
 const ARN: &str = "arn:aws:sqs:us-east-1:000000000000:notes";
 
@@ -105,9 +105,9 @@ async fn missing_null_and_empty_bodies_are_dead_lettered_with_a_placeholder() {
     .await;
     assert_eq!(run.failed, Ok(vec![]));
     let markers: Vec<_> =
-        run.letters.iter().map(|l| (l.body.as_str(), letter_attribute(l, "body_placeholder"))).collect();
+        run.letters.iter().map(|l| (l.body.as_str(), letter_attribute(l, attribute::BODY_PLACEHOLDER))).collect();
     assert_eq!(markers, [("-", Some("missing")), ("-", Some("missing")), ("-", Some("empty"))]);
-    assert!(run.letters.iter().all(|l| letter_attribute(l, "error_kind") == Some("invalid_json")));
+    assert!(run.letters.iter().all(|l| letter_attribute(l, attribute::ERROR_KIND) == Some("invalid_json")));
 }
 
 #[tokio::test]
@@ -116,7 +116,7 @@ async fn json_that_is_not_a_note_object_is_dead_lettered_with_its_kind() {
     let records = bodies.iter().enumerate().map(|(i, b)| record(Some(&format!("m{i}")), Some(json!(b)))).collect();
     let run = run(records).await;
     assert_eq!(run.failed, Ok(vec![]));
-    let kinds: Vec<_> = run.letters.iter().map(|l| letter_attribute(l, "error_kind").unwrap()).collect();
+    let kinds: Vec<_> = run.letters.iter().map(|l| letter_attribute(l, attribute::ERROR_KIND).unwrap()).collect();
     assert_eq!(
         kinds,
         ["invalid_message", "invalid_message", "invalid_message", "invalid_message", "invalid_json", "invalid_message"]
@@ -136,10 +136,10 @@ async fn nul_and_emoji_in_fields_are_stored_and_a_lone_surrogate_is_refused() {
     let names: Vec<_> = run.outcomes.iter().map(Outcome::name).collect();
     assert_eq!(names, ["succeeded", "succeeded", "dead_lettered", "dead_lettered"]);
     assert_eq!(
-        letter_attribute(&run.letters[0], "error_reason"),
+        letter_attribute(&run.letters[0], attribute::ERROR_REASON),
         Some("invalid_field: note.id contains a control character")
     );
-    let surrogate = letter_attribute(&run.letters[1], "error_reason").unwrap();
+    let surrogate = letter_attribute(&run.letters[1], attribute::ERROR_REASON).unwrap();
     assert!(surrogate.starts_with("invalid_json: unexpected end of hex escape"), "{surrogate}");
 }
 
@@ -148,7 +148,7 @@ async fn a_one_mib_body_is_dead_lettered_without_its_content_in_the_reason() {
     let huge = note("n", json!(1), "t", &"secret".repeat(180_000));
     let run = run(vec![record(Some("big"), Some(json!(huge)))]).await;
     assert_eq!(run.failed, Ok(vec![]));
-    let reason = letter_attribute(&run.letters[0], "error_reason").unwrap_or_default();
+    let reason = letter_attribute(&run.letters[0], attribute::ERROR_REASON).unwrap_or_default();
     assert!(reason.is_empty() || !reason.contains("secret"), "{reason}");
     assert!(run.letters[0].body.len() > 1_000_000, "the body is never cut");
 }
@@ -161,7 +161,7 @@ async fn versions_beyond_u64_negative_or_fractional_are_invalid_messages() {
     let records = bodies.iter().enumerate().map(|(i, b)| record(Some(&format!("m{i}")), Some(json!(b)))).collect();
     let run = run(records).await;
     assert_eq!(run.failed, Ok(vec![]));
-    let reasons: Vec<_> = run.letters.iter().map(|l| letter_attribute(l, "error_reason").unwrap()).collect();
+    let reasons: Vec<_> = run.letters.iter().map(|l| letter_attribute(l, attribute::ERROR_REASON).unwrap()).collect();
     assert_eq!(reasons.len(), 4);
     assert!(reasons.iter().all(|r| r.starts_with("invalid_message: note.version: invalid")), "{reasons:#?}");
 }
@@ -171,8 +171,8 @@ async fn a_missing_receive_count_reads_as_a_first_delivery() {
     let mut r = record(Some("m"), Some(json!("not json")));
     r["attributes"] = json!({});
     let run = run(vec![r]).await;
-    assert_eq!(letter_attribute(&run.letters[0], "receive_count"), Some("1"));
-    assert_eq!(letter_attribute(&run.letters[0], "dead_letter_key"), Some("m:1"));
+    assert_eq!(letter_attribute(&run.letters[0], attribute::RECEIVE_COUNT), Some("1"));
+    assert_eq!(letter_attribute(&run.letters[0], attribute::DEAD_LETTER_KEY), Some("m:1"));
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use common::{Emulator, Queues, create_queues, create_table, note, receive, receive_n, sdk, send, stored, unique};
 use notes_sync::notes::{DynamoNoteStore, NotesHandler};
-use sqs_partial_batch::{Backoff, Batch, Engine, Record, Settings, SqsQueues};
+use sqs_partial_batch::{Backoff, Batch, Engine, Record, Settings, SqsQueues, attribute};
 use tokio::time::Instant;
 
 /// The test queues' own visibility timeout: longer than a batch takes with the store down
@@ -142,11 +142,12 @@ async fn malformed_messages_are_dead_lettered_on_their_first_receive_with_their_
     let letters = rig.dead_letters(2).await;
     assert_eq!(letters.len(), 2);
     for letter in &letters {
-        let source = messages.iter().find(|m| m.message_id() == Some(attribute(letter, "source_message_id"))).unwrap();
+        let source =
+            messages.iter().find(|m| m.message_id() == Some(attribute(letter, attribute::SOURCE_MESSAGE_ID))).unwrap();
         assert_eq!(letter.body(), source.body(), "the dead letter carries the original body");
-        assert_eq!(attribute(letter, "source_queue"), rig.queues.arn);
-        assert_eq!(attribute(letter, "receive_count"), "1");
-        let (kind, reason) = (attribute(letter, "error_kind"), attribute(letter, "error_reason"));
+        assert_eq!(attribute(letter, attribute::SOURCE_QUEUE), rig.queues.arn);
+        assert_eq!(attribute(letter, attribute::RECEIVE_COUNT), "1");
+        let (kind, reason) = (attribute(letter, attribute::ERROR_KIND), attribute(letter, attribute::ERROR_REASON));
         match source.body() {
             Some("not json") => {
                 assert_eq!((kind, reason), ("invalid_json", "invalid_json: expected ident at line 1 column 2"))
@@ -390,10 +391,10 @@ async fn a_reason_with_characters_sqs_refuses_is_escaped_and_the_letter_is_sent(
     assert!(failed.is_empty(), "the letter could not be sent: {failed:?}");
     let letter = &rig.dead_letters(1).await[0];
     assert_eq!(letter.body(), messages[0].body());
-    let reason = attribute(letter, "error_reason");
+    let reason = attribute(letter, attribute::ERROR_REASON);
     assert!(reason.starts_with(r"invalid_message: op: unknown variant `\u{0}`"), "{reason}");
     let key = format!("{}:1", messages[0].message_id().unwrap());
-    assert_eq!(attribute(letter, "dead_letter_key"), key, "item 2: a stable key to spot duplicates");
+    assert_eq!(attribute(letter, attribute::DEAD_LETTER_KEY), key, "item 2: a stable key to spot duplicates");
 }
 
 /// Issue 9, item 4: a body near the DLQ's limit plus the letter's attributes was refused by
@@ -417,6 +418,6 @@ async fn a_letter_larger_than_the_dlq_allows_drops_attributes_and_is_sent() {
     assert!(failed.is_empty(), "SQS refused the letter: {failed:?}");
     let letter = &rig.dead_letters(1).await[0];
     assert_eq!(letter.body(), Some(body.as_str()), "the body is never cut");
-    assert_eq!(attribute(letter, "error_kind"), "invalid_json");
-    assert!(letter.message_attributes().unwrap().get("error_reason").is_none(), "dropped first");
+    assert_eq!(attribute(letter, attribute::ERROR_KIND), "invalid_json");
+    assert!(letter.message_attributes().unwrap().get(attribute::ERROR_REASON).is_none(), "dropped first");
 }

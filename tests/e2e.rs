@@ -12,6 +12,7 @@ use common::proxy::Mode;
 use common::system::{System, eventually};
 use common::{note, receive_n};
 use serde_json::Value;
+use sqs_partial_batch::attribute;
 
 /// Asserts the ledger and prints it with the test's wall time. `stored` counts the messages
 /// whose change is in the table.
@@ -85,10 +86,10 @@ async fn a_malformed_message_lands_in_the_dlq_on_its_first_receive_with_its_reas
 
     let letter = &receive_n(&system.sqs, dlq, 1, Duration::from_secs(5)).await[0];
     let attribute = |name: &str| letter.message_attributes().unwrap()[name].string_value().unwrap().to_owned();
-    assert_eq!(attribute("error_kind"), "invalid_json");
-    assert_eq!(attribute("error_reason"), "invalid_json: EOF while parsing an object at line 1 column 11");
-    assert_eq!(attribute("receive_count"), "1");
-    assert_eq!(attribute("source_queue"), system.resources.str("queue_arn"));
+    assert_eq!(attribute(attribute::ERROR_KIND), "invalid_json");
+    assert_eq!(attribute(attribute::ERROR_REASON), "invalid_json: EOF while parsing an object at line 1 column 11");
+    assert_eq!(attribute(attribute::RECEIVE_COUNT), "1");
+    assert_eq!(attribute(attribute::SOURCE_QUEUE), system.resources.str("queue_arn"));
     ledger(&system, 3, system.stored_count().await, started).await;
 }
 

@@ -17,10 +17,10 @@ use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, Sh
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{LambdaEvent, service_fn};
-use notes_sync::config::Config;
+use notes_sync::config::{Config, MARGIN_CONFLICT, vars};
 use notes_sync::notes::{DynamoNoteStore, NotesHandler};
 use serde_json::value::RawValue;
-use sqs_partial_batch::{Batch, Engine, LogSink, PollOptions, SqsQueues, deadline_from_epoch_ms, poll};
+use sqs_partial_batch::{Batch, Engine, LogSink, PollError, PollOptions, SqsQueues, deadline_from_epoch_ms, poll};
 
 /// Applies note changes from SQS to DynamoDB. Configured by environment variables
 /// (TABLE_NAME and DLQ_URL required; see README.md).
@@ -105,9 +105,28 @@ async fn run(mode: Mode) -> anyhow::Result<()> {
                 .with_max_messages(max_messages)
                 .with_wait(Duration::from_secs(wait_seconds))
                 .with_shutdown_grace(config.shutdown_grace);
-            poll(&engine, &handler, &sqs, &options, shutdown_signal()).await?;
+            poll(&engine, &handler, &sqs, &options, shutdown_signal()).await.map_err(in_our_variables)?;
             Ok(())
         }
+    }
+}
+
+/// The poller's refusals, with the environment variables that set the engine's side named.
+fn in_our_variables(error: PollError) -> anyhow::Error {
+    match error {
+        PollError::MaxReceiveCount { queue_url, queue, engine } => anyhow::anyhow!(
+            "{queue_url}: the queue's redrive policy has maxReceiveCount={queue} but {}={engine}: set them equal, \
+             so the consumer knows which failure is the last",
+            vars::MAX_RECEIVE_COUNT
+        ),
+        PollError::MarginTooLong { queue_url, margin, visibility } => anyhow::anyhow!(
+            "{queue_url}: {}={} must be less than the queue's VisibilityTimeout={} s ({} ms): {MARGIN_CONFLICT}",
+            vars::DEADLINE_MARGIN_MS,
+            margin.as_millis(),
+            visibility.as_secs(),
+            visibility.as_millis(),
+        ),
+        other => other.into(),
     }
 }
 

@@ -22,6 +22,7 @@ use aws_sdk_sqs::types::{
 use serde::Serialize;
 
 use super::error_chain;
+use sqs_partial_batch::attribute;
 
 /// How long a peek hides the messages it has seen (until it releases them): long enough to
 /// read a large DLQ without meeting the first messages again.
@@ -82,11 +83,11 @@ impl DeadLetter {
         let sent_ms = sys(MessageSystemAttributeName::SentTimestamp).and_then(|t| t.parse::<i64>().ok());
         Self {
             message_id: m.message_id.unwrap_or_default(),
-            kind: attributes.get("error_kind").cloned().unwrap_or_else(|| REDRIVE_POLICY_KIND.to_owned()),
-            reason: attributes.get("error_reason").cloned(),
-            source_message_id: attributes.get("source_message_id").cloned(),
+            kind: attributes.get(attribute::ERROR_KIND).cloned().unwrap_or_else(|| REDRIVE_POLICY_KIND.to_owned()),
+            reason: attributes.get(attribute::ERROR_REASON).cloned(),
+            source_message_id: attributes.get(attribute::SOURCE_MESSAGE_ID).cloned(),
             receive_count: attributes
-                .get("receive_count")
+                .get(attribute::RECEIVE_COUNT)
                 .cloned()
                 .or_else(|| sys(MessageSystemAttributeName::ApproximateReceiveCount))
                 .and_then(|c| c.parse().ok()),

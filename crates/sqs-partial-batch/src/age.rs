@@ -5,7 +5,7 @@
 
 /// The ages of a batch's records at processing time, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MessageAges {
+pub(crate) struct MessageAges {
     /// The oldest record's age.
     pub max_ms: u64,
     /// The median age, by the nearest-rank method (of an even count, the lower middle).

@@ -82,7 +82,7 @@ where
 /// Seconds kept off the 12-hour visibility limit besides the time the batch has taken: SQS
 /// counts the 12 hours from the receive, and Lambda's batching window (at most 300 s) and the
 /// deadline margin (at most 60 s) may lie between that receive and the visibility call.
-pub const VISIBILITY_SLACK_SECONDS: u32 = 360;
+pub(crate) const VISIBILITY_SLACK_SECONDS: u32 = 360;
 
 /// Runs batches. Built once per process; holds no per-invocation state.
 #[derive(Debug)]

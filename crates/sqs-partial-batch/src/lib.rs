@@ -22,16 +22,15 @@ mod sqs;
 pub mod testing;
 mod visibility;
 
-pub use age::MessageAges;
 pub use backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 pub use deadline::deadline_from_epoch_ms;
-pub use engine::{Engine, HandlerFn, RecordHandler, VISIBILITY_SLACK_SECONDS, handler_fn};
+pub use engine::{Engine, HandlerFn, RecordHandler, handler_fn};
 pub use outcome::{Ack, BatchReport, Failure, MissingMessageId, Outcome, RecordError, RecordReport};
 #[cfg(feature = "sdk")]
 pub use poller::{DEFAULT_SHUTDOWN_GRACE, PollError, PollOptions, PollTotals, poll};
 pub use queue::{
     ATTRIBUTE_DROP_ORDER, DeadLetter, LetterParts, PLACEHOLDER_BODY, QueueError, QueueOps, SQS_MAX_MESSAGE_BYTES,
-    VisibilityChange, attribute, queue_url_from_arn,
+    VisibilityChange, attribute,
 };
 pub use record::{Attributes, Batch, EventError, Record, SqsSource};
 pub use report::{Counts, LogSink, LogSuccesses, METRIC_NAMES, metric};

@@ -37,9 +37,11 @@ pub enum RecordError {
 }
 
 impl RecordError {
-    /// A transient error from anything displayable.
-    pub fn transient(reason: impl std::fmt::Display) -> Self {
-        Self::Transient { reason: reason.to_string() }
+    /// A transient error: text, or an error whose sources are kept in the reason, joined by
+    /// `: ` (an AWS SDK error's own message, "dispatch failure", says little; its sources say
+    /// what failed).
+    pub fn transient(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Transient { reason: crate::errors::error_chain(error.into().as_ref()) }
     }
 
     /// A permanent error of the given kind.

@@ -17,7 +17,7 @@ use futures::FutureExt;
 use tokio::time::Instant;
 
 use super::engine::{Engine, RecordHandler};
-use super::queue::QueueOps;
+use super::queue::{QueueError, QueueOps};
 use super::record::{Batch, Record};
 use crate::errors::error_chain;
 
@@ -82,12 +82,63 @@ pub struct PollTotals {
 }
 
 /// The poller cannot start: the queue's attributes cannot be read, or they do not fit the
-/// engine's settings.
+/// engine's settings. The variants carry the values, so that an application can name its own
+/// configuration for them.
 #[derive(Debug, thiserror::Error)]
-#[error("{queue_url}: {reason}")]
-pub struct PollError {
-    queue_url: String,
-    reason: String,
+#[non_exhaustive]
+pub enum PollError {
+    /// `GetQueueAttributes` failed, or its answer lacks the queue's ARN.
+    #[error("{queue_url}: cannot read the queue's attributes")]
+    Attributes {
+        /// The source queue.
+        queue_url: String,
+        /// Why.
+        #[source]
+        source: QueueError,
+    },
+    /// Without a redrive policy a failing message is retried until retention drops it.
+    #[error(
+        "{queue_url}: the queue has no redrive policy: a message that keeps failing would be retried until its \
+         retention period drops it. Give it a RedrivePolicy to a dead-letter queue"
+    )]
+    NoRedrivePolicy {
+        /// The source queue.
+        queue_url: String,
+    },
+    /// The redrive policy's `maxReceiveCount` cannot be read.
+    #[error("{queue_url}: its RedrivePolicy has no readable maxReceiveCount: {policy}")]
+    UnreadableRedrivePolicy {
+        /// The source queue.
+        queue_url: String,
+        /// The policy, cleaned for a log line.
+        policy: String,
+    },
+    /// The queue's `maxReceiveCount` is not [`crate::Settings::max_receive_count`].
+    #[error(
+        "{queue_url}: the queue's redrive policy has maxReceiveCount={queue} but the engine's max_receive_count={engine}: \
+         set them equal, so the consumer knows which failure is the last"
+    )]
+    MaxReceiveCount {
+        /// The source queue.
+        queue_url: String,
+        /// The queue's.
+        queue: u32,
+        /// The engine's.
+        engine: u32,
+    },
+    /// The deadline margin is not shorter than the queue's visibility timeout.
+    #[error(
+        "{queue_url}: the deadline margin ({} ms) must be less than the queue's VisibilityTimeout={} s ({} ms): {}",
+        margin.as_millis(), visibility.as_secs(), visibility.as_millis(), crate::settings::MARGIN_CONFLICT
+    )]
+    MarginTooLong {
+        /// The source queue.
+        queue_url: String,
+        /// [`crate::Settings::deadline_margin`].
+        margin: Duration,
+        /// The queue's `VisibilityTimeout`.
+        visibility: Duration,
+    },
 }
 
 /// Longest pause between receive attempts while SQS is unreachable.
@@ -171,7 +222,7 @@ struct QueueFacts {
 }
 
 async fn queue_facts(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<QueueFacts, PollError> {
-    let error = |reason: String| PollError { queue_url: queue_url.to_owned(), reason };
+    let unreadable = |source: QueueError| PollError::Attributes { queue_url: queue_url.to_owned(), source };
     let out = sqs
         .get_queue_attributes()
         .queue_url(queue_url)
@@ -180,14 +231,18 @@ async fn queue_facts(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<Queue
         .attribute_names(QueueAttributeName::RedrivePolicy)
         .send()
         .await
-        .map_err(|e| error(format!("cannot read the queue's attributes: {}", error_chain(&e))))?;
+        .map_err(|e| unreadable(QueueError::new(e)))?;
     let attributes = out.attributes.unwrap_or_default();
-    let arn = attributes.get(&QueueAttributeName::QueueArn).cloned().ok_or_else(|| error("no QueueArn".into()))?;
+    let arn = attributes
+        .get(&QueueAttributeName::QueueArn)
+        .cloned()
+        .ok_or_else(|| unreadable(QueueError::new("no QueueArn")))?;
     let visibility = attributes.get(&QueueAttributeName::VisibilityTimeout).and_then(|v| v.parse().ok()).unwrap_or(30);
     let max_receive_count = match attributes.get(&QueueAttributeName::RedrivePolicy) {
         None => None,
-        Some(policy) => Some(redrive_max_receive_count(policy).ok_or_else(|| {
-            error(format!("its RedrivePolicy has no readable maxReceiveCount: {}", crate::reason::clean(policy)))
+        Some(policy) => Some(redrive_max_receive_count(policy).ok_or_else(|| PollError::UnreadableRedrivePolicy {
+            queue_url: queue_url.to_owned(),
+            policy: crate::reason::clean(policy),
         })?),
     };
     Ok(QueueFacts { arn, visibility: Duration::from_secs(visibility), max_receive_count })
@@ -204,33 +259,21 @@ fn redrive_max_receive_count(policy: &str) -> Option<u32> {
 }
 
 fn check_queue<Q: QueueOps>(engine: &Engine<Q>, queue_url: &str, facts: &QueueFacts) -> Result<(), PollError> {
-    let error = |reason: String| Err(PollError { queue_url: queue_url.to_owned(), reason });
+    let queue_url = queue_url.to_owned();
     let settings = engine.settings();
     match facts.max_receive_count {
-        None => {
-            return error(
-                "the queue has no redrive policy: a message that keeps failing would be retried until its \
-                 retention period drops it. Give it a RedrivePolicy to a dead-letter queue"
-                    .into(),
-            );
-        }
-        Some(n) if n != settings.max_receive_count => {
-            return error(format!(
-                "the queue's redrive policy has maxReceiveCount={n} but MAX_RECEIVE_COUNT={}: set them equal, so \
-                 the consumer knows which failure is the last",
-                settings.max_receive_count
-            ));
+        None => return Err(PollError::NoRedrivePolicy { queue_url }),
+        Some(queue) if queue != settings.max_receive_count => {
+            return Err(PollError::MaxReceiveCount { queue_url, queue, engine: settings.max_receive_count });
         }
         Some(_) => {}
     }
     if settings.deadline_margin >= facts.visibility {
-        return error(format!(
-            "DEADLINE_MARGIN_MS={} must be less than the queue's VisibilityTimeout={} s ({} ms): {}",
-            settings.deadline_margin.as_millis(),
-            facts.visibility.as_secs(),
-            facts.visibility.as_millis(),
-            crate::settings::MARGIN_CONFLICT
-        ));
+        return Err(PollError::MarginTooLong {
+            queue_url,
+            margin: settings.deadline_margin,
+            visibility: facts.visibility,
+        });
     }
     Ok(())
 }
@@ -345,9 +388,12 @@ mod tests {
         let err = check_queue(&engine, "q", &facts(None, 30)).unwrap_err().to_string();
         assert!(err.starts_with("q: the queue has no redrive policy"), "{err}");
         let err = check_queue(&engine, "q", &facts(Some(3), 30)).unwrap_err().to_string();
-        assert!(err.contains("maxReceiveCount=3 but MAX_RECEIVE_COUNT=5"), "{err}");
+        assert!(err.contains("maxReceiveCount=3 but the engine's max_receive_count=5"), "{err}");
         let err = check_queue(&engine, "q", &facts(Some(5), 2)).unwrap_err().to_string();
-        assert!(err.contains("DEADLINE_MARGIN_MS=2000 must be less than the queue's VisibilityTimeout=2 s"), "{err}");
+        assert!(
+            err.contains("the deadline margin (2000 ms) must be less than the queue's VisibilityTimeout=2 s"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -170,7 +170,7 @@ impl<'a> LetterParts<'a> {
 
 /// The queue URL for a queue ARN. Lambda's event names the source queue only by ARN.
 /// With an endpoint override (local emulators), the URL is `<endpoint>/<account>/<name>`.
-pub fn queue_url_from_arn(arn: &str, endpoint: Option<&str>) -> Option<String> {
+pub(crate) fn queue_url_from_arn(arn: &str, endpoint: Option<&str>) -> Option<String> {
     let mut parts = arn.splitn(6, ':');
     let (Some("arn"), Some(partition), Some("sqs"), Some(region), Some(account), Some(name)) =
         (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())

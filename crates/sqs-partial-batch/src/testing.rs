@@ -5,10 +5,11 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::engine::VISIBILITY_SLACK_SECONDS;
 use crate::reason::{MAX_REASON_BYTES, sqs_accepts};
 use crate::{
     BatchReport, DeadLetter, LetterParts, LogSink, MAX_VISIBILITY_SECONDS, Outcome, QueueError, QueueOps, Record,
-    SQS_MAX_MESSAGE_BYTES, VISIBILITY_SLACK_SECONDS, VisibilityChange,
+    SQS_MAX_MESSAGE_BYTES, VisibilityChange,
 };
 
 /// One dead letter as it would be sent.

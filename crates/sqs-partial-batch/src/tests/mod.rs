@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::*;
+use crate::engine::VISIBILITY_SLACK_SECONDS;
 use crate::testing::capture_logs;
 
 mod reliability;

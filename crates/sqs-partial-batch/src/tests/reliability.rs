@@ -2,6 +2,7 @@
 //! Each test failed before its fix.
 
 use super::*;
+use crate::engine::VISIBILITY_SLACK_SECONDS;
 
 fn failed(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<&str> {
     response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect()
