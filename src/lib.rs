@@ -6,6 +6,7 @@
 //! - [`notes`]: the note messages, their validation and their idempotent store.
 //! - [`client`]: the `notes` client: SQLite outbox, feature flags, sender, DLQ tools.
 //! - [`config`]: the consumer's configuration, read and checked from the environment.
+//! - [`logging`]: the consumer's JSON log lines.
 #![warn(missing_docs)]
 
 #[cfg(test)]
@@ -13,6 +14,7 @@ mod adversarial;
 pub mod client;
 pub mod config;
 mod errors;
+pub mod logging;
 pub mod notes;
 #[cfg(test)]
 mod properties;

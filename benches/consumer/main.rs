@@ -96,19 +96,6 @@ impl Bench {
     }
 }
 
-/// The consumer's tracing subscriber, as `init_tracing` in `src/bin/consumer.rs` sets it up
-/// (JSON lines on stdout, `info` and above), for the engine's rare lines outside its sink.
-fn init_tracing() {
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(false)
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-        .init();
-}
-
 /// Points fd 1 at `path` (opened as a file) and returns a handle on the previous fd 1.
 fn redirect_stdout(path: &Path) -> File {
     std::io::stdout().flush().expect("stdout flushes");
@@ -130,7 +117,7 @@ fn restore_stdout(saved: File) {
 
 /// Without `--bench`: every consumer answers every case alike, and as the case says.
 fn check(bench: &Bench) {
-    init_tracing();
+    notes_sync::logging::init_json_logs(tracing_subscriber::EnvFilter::new("info"));
     let saved = redirect_stdout(Path::new("/dev/null"));
     for case in Case::ALL {
         let payload = workload::event(case, 20);
@@ -194,7 +181,7 @@ fn main() {
     }
     let dir = criterion_dir();
     let mut criterion = Criterion::default().output_directory(&dir).nresamples(20_000).configure_from_args();
-    init_tracing();
+    notes_sync::logging::init_json_logs(tracing_subscriber::EnvFilter::new("info"));
     let load_before = load();
     // Logs and EMF go to /dev/null while measuring; progress goes to stderr.
     let saved = redirect_stdout(Path::new("/dev/null"));

@@ -53,7 +53,9 @@ enum Mode {
 async fn main() -> ExitCode {
     // Lambda starts the bootstrap without arguments.
     let mode = if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() { Mode::Lambda } else { Cli::parse().mode };
-    init_tracing();
+    notes_sync::logging::init_json_logs(
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+    );
     match run(mode).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -169,19 +171,6 @@ fn https_client() -> SharedHttpClient {
 /// A DER certificate as PEM, the form the SDK's trust store takes.
 fn pem(der: &[u8]) -> String {
     format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", aws_smithy_types::base64::encode(der))
-}
-
-/// JSON log lines on stdout, one per event, fields at the top level.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(false)
-        .with_env_filter(filter)
-        .init();
 }
 
 #[cfg(test)]
