@@ -1,6 +1,6 @@
 //! The whole engine (event parser, notes handler, in-memory store, recording queues) on an
 //! arbitrary event or generated scenario; the invariants are
-//! `notes_sync::testing::check_event`: no panic, every record exactly one of applied, stale,
+//! `notes_sync::testing::check_event`: no panic, every record exactly one of applied, unchanged,
 //! dead-lettered or failed, no empty itemIdentifier, response ids = the failed records' ids,
 //! nothing dead-lettered twice, letters SQS accepts, no visibility past 12 hours.
 #![no_main]
