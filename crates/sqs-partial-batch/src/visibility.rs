@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::backoff::MAX_VISIBILITY_SECONDS;
 use super::engine::{Done, Engine, VISIBILITY_SLACK_SECONDS};
+use super::errors::error_chain;
 use super::queue::{QueueOps, VISIBILITY_BATCH_LIMIT, VisibilityChange, queue_url_from_arn};
 use super::record::Record;
 
@@ -54,7 +55,7 @@ impl<Q: QueueOps> Engine<Q> {
                 }
                 Err(e) => {
                     let ids: Vec<&str> = entries.iter().map(|c| c.message_id).collect();
-                    tracing::warn!(event = "visibility_failed", message_ids = ?ids, error = %e, "backoff not applied")
+                    tracing::warn!(event = "visibility_failed", message_ids = ?ids, error = error_chain(&e), "backoff not applied")
                 }
             }
         });
