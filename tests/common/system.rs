@@ -3,7 +3,6 @@
 //! poll mode as a child process whose JSON log lines are collected.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -12,7 +11,7 @@ use std::time::Duration;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 
-use super::emulators::{Emulator, venv};
+use super::emulators::{Emulator, dies_with_test, venv};
 use super::proxy::Proxy;
 use super::{sdk, unique};
 
@@ -98,14 +97,7 @@ impl System {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        // SAFETY: prctl is async-signal-safe; the consumer must not outlive the test.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().expect("start consumer");
+        let mut child = dies_with_test(&mut command).spawn().expect("start consumer");
         let stdout = child.stdout.take().unwrap();
         let logs = self.logs.clone();
         std::thread::spawn(move || {
