@@ -124,9 +124,14 @@ class FaultProxy:
         self._answer("ok")
 
     def close(self):
+        """Stops it: closing its stdin ends it; a kill if that has not within 10 s."""
         if self.process.poll() is None:
             self.process.stdin.close()
-            self.process.wait()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def main():

@@ -42,9 +42,8 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Proxies 127.0.0.1:<free port> to `upstream`, starting up. (It blocks for the
-    /// proxy's start-up, a fraction of a second: it is async only for its callers' sake.)
-    pub async fn start(upstream: SocketAddr) -> Self {
+    /// Proxies 127.0.0.1:<free port> to `upstream`, starting up; returns once it listens.
+    pub fn start(upstream: SocketAddr) -> Self {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fault_proxy.py");
         // Standard library only: any pinned venv's Python runs it.
         let mut command = Command::new(venv("moto").join("bin/python"));

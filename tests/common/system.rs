@@ -58,7 +58,7 @@ impl System {
     pub async fn new(queue_type: &str) -> Self {
         let localstack = format!("http://127.0.0.1:{}", Emulator::shared_localstack());
         let moto = Emulator::moto();
-        let store = Proxy::start(moto.addr()).await;
+        let store = Proxy::start(moto.addr());
         let resources = provision(&localstack, &moto.endpoint(), queue_type);
         let sqs = aws_sdk_sqs::Client::new(&sdk(&localstack).await);
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk(&moto.endpoint()).await);
