@@ -17,9 +17,9 @@ help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 demo: ## The whole system locally: workload, retries, DLQ, alarm, SNS, redrive, the notes client offline (no AWS, no Docker)
-	scripts/venvs.sh localstack moto
+	scripts/venvs.sh localstack moto demo
 	$(CARGO) build --locked --bin consumer --bin notes
-	.venv/moto/bin/python scripts/demo.py
+	.venv/demo/bin/python scripts/demo.py
 
 build: ## Build the consumer and the notes CLI (debug)
 	$(CARGO) build --locked --bin consumer --bin notes

@@ -19,8 +19,9 @@ Then it prints a summary. For speed (and said in the summary): backoff starts at
 capped at 8 s (deployed: 5 s and 900 s), and the alarm's period is 10 s instead of 60 s; its
 threshold and number of periods are the template's. Every process it starts is stopped on
 exit, Ctrl-C included.
+
+Its Python dependencies are pinned in scripts/venvs.sh (`demo`), whose venv runs it.
 """
-import asyncio
 import collections
 import json
 import os
@@ -29,84 +30,76 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+
+from fault_proxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".local"
 SQS_ENDPOINT = "http://127.0.0.1:4566"
 MOTO = ("127.0.0.1", 5000)
-STORE_PROXY = ("127.0.0.1", 5077)
 SQS = ("127.0.0.1", 4566)
-SQS_PROXY = ("127.0.0.1", 4577)
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
                "AWS_DEFAULT_REGION": "us-east-1"}
-os.environ.update(CREDENTIALS)
-os.environ.pop("AWS_PROFILE", None)
-os.environ.pop("AWS_SESSION_TOKEN", None)
+START = time.monotonic()
 
 
 def say(text):
     print(f"[{time.monotonic() - START:5.1f}s] {text}", flush=True)
 
 
-class Switch:
-    """A TCP proxy in front of an emulator that can refuse its clients (an outage) and come
-    back on the same address with the data intact: moto for the consumer, SQS for the client."""
+def message(note_id, version=1, *, schema=1, op="upsert", client_id="demo-laptop", **note):
+    """A note message as a client sends it, valid unless told otherwise: `note` overrides the
+    note's fields, and a field given as None is left out."""
+    fields = {"id": note_id, "version": version, "title": f"note {note_id}", "body": "…",
+              "updated_at": "2026-11-27T10:00:00Z", **note}
+    return json.dumps({"schema": schema, "op": op, "client_id": client_id,
+                       "note": {k: v for k, v in fields.items() if v is not None}})
 
-    def __init__(self, listen, upstream):
-        self.listen, self.upstream = listen, upstream
-        self.up = True
-        self.writers = set()
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        asyncio.run_coroutine_threadsafe(self.serve(), self.loop).result()
 
-    async def serve(self):
-        self.server = await asyncio.start_server(self.handle, *self.listen)
+@dataclass(frozen=True)
+class Workload:
+    """What the demo sends, phase by phase. Every count it waits for is derived from this, so
+    a change here cannot leave a stale expectation behind."""
+    # 1. valid notes, messages the consumer dead-letters on their first receive, and notes
+    #    from a client on a schema this consumer does not know (dead-lettered too)
+    valid: int = 10
+    malformed: tuple = ("this is not JSON",
+                        message("x", version=None, client_id="c", title="", body=""),
+                        message("y", op="archive", client_id="c", title=None, body=None))
+    future_schema: int = 100
+    # 2. notes sent during a store outage shorter than the retry budget: retried, then stored
+    short_outage_notes: int = 10
+    short_outage_s: int = 8
+    # 3. notes sent during an outage longer than it: moved to the DLQ by the redrive policy
+    long_outage_notes: int = 5
+    # 6. notes the client writes while SQS is unreachable, the first edited again each time
+    offline_notes: int = 5
+    offline_edits: tuple = ("second draft", "final draft")
+    sqs_down_s: int = 5
 
-    async def handle(self, reader, writer):
-        if not self.up:
-            writer.close()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        except OSError:
-            writer.close()
-            return
+    @property
+    def rejected(self):
+        """Messages the consumer itself dead-letters, with their reason."""
+        return len(self.malformed) + self.future_schema
 
-        self.writers.update((writer, up_writer))
-
-        async def pipe(src, dst):
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, asyncio.CancelledError):
-                pass
-            finally:
-                dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    def set(self, up):
-        """Switches; going down also cuts the connections the consumer keeps open."""
-        self.up = up
-        if not up:
-            def cut():
-                for w in self.writers:
-                    w.close()
-                self.writers.clear()
-            self.loop.call_soon_threadsafe(cut)
+    @property
+    def stored_by_consumer(self):
+        """Notes stored once the DLQ is redriven (phase 5), before the client's."""
+        return self.valid + self.short_outage_notes + self.long_outage_notes
 
 
 class Demo:
-    def __init__(self):
+    def __init__(self, workload):
+        self.w = workload
         self.processes = []
+        self.proxies = []
         self.started_emulators = False
-        self.sent_valid = 0
-        self.sent_malformed = 0
+        # Messages SQS acknowledged, by kind: the ledger's left-hand side.
+        self.sent = collections.Counter()
 
     # ------------------------------------------------------------------ setup and teardown
     def start(self):
@@ -125,13 +118,15 @@ class Demo:
         self.sqs = boto3.client("sqs", endpoint_url=SQS_ENDPOINT)
         self.cloudwatch = boto3.client("cloudwatch", endpoint_url=SQS_ENDPOINT)
         self.dynamodb = boto3.client("dynamodb", endpoint_url=f"http://{MOTO[0]}:{MOTO[1]}")
-        self.store = Switch(STORE_PROXY, MOTO)
-        self.sqs_switch = Switch(SQS_PROXY, SQS)
+        # The fault proxies: the store for the consumer, SQS for the client.
+        self.store = FaultProxy(MOTO)
+        self.sqs_switch = FaultProxy(SQS)
+        self.proxies += [self.store, self.sqs_switch]
         self.log_path = STATE / "demo-consumer.log"
         env = {**os.environ, "TABLE_NAME": self.r["table"], "DLQ_URL": self.r["dlq_url"],
                "MAX_RECEIVE_COUNT": str(self.r["max_receive_count"]), "BACKOFF_BASE_SECONDS": "1",
                "BACKOFF_MAX_SECONDS": "8", "AWS_ENDPOINT_URL": SQS_ENDPOINT,
-               "AWS_ENDPOINT_URL_DYNAMODB": f"http://{STORE_PROXY[0]}:{STORE_PROXY[1]}"}
+               "AWS_ENDPOINT_URL_DYNAMODB": self.store.endpoint}
         env.pop("AWS_LAMBDA_RUNTIME_API", None)
         self.consumer = subprocess.Popen(
             [ROOT / "target/debug/consumer", "poll", "--queue-url", self.r["queue_url"], "--wait-seconds", "1"],
@@ -147,20 +142,23 @@ class Demo:
                     p.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     p.kill()
+        for proxy in self.proxies:
+            proxy.close()
         if self.started_emulators:
             subprocess.run([ROOT / "scripts/emulators.sh", "down"], check=False)
 
     # ------------------------------------------------------------------ helpers
-    def send(self, bodies):
+    def send(self, kind, bodies):
+        """Sends `bodies` (`kind`: "valid" or "malformed") and counts what SQS acknowledged."""
         for i in range(0, len(bodies), 10):
             entries = [{"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i:i + 10])]
-            self.sqs.send_message_batch(QueueUrl=self.r["queue_url"], Entries=entries)
+            out = self.sqs.send_message_batch(QueueUrl=self.r["queue_url"], Entries=entries)
+            if out.get("Failed"):
+                raise SystemExit(f"demo: SQS refused {len(out['Failed'])} messages: {out['Failed'][0]}")
+            self.sent[kind] += len(out["Successful"])
 
-    def note(self, note_id, version=1):
-        self.sent_valid += 1
-        return json.dumps({"schema": 1, "op": "upsert", "client_id": "demo-laptop", "note": {
-            "id": note_id, "version": version, "title": f"note {note_id}", "body": "…",
-            "updated_at": "2026-11-27T10:00:00Z"}})
+    def notes_named(self, prefix, count):
+        return [message(f"{prefix}{i}") for i in range(count)]
 
     def depth(self, url):
         a = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
@@ -191,32 +189,33 @@ class Demo:
     # ------------------------------------------------------------------ the story
     def run(self):
         self.start()
-        dlq = self.r["dlq_url"]
+        w, dlq = self.w, self.r["dlq_url"]
 
-        say("1. sending 10 valid notes, 3 malformed messages and 100 from a client on schema 2")
-        malformed = ["this is not JSON",
-                     json.dumps({"schema": 1, "op": "upsert", "client_id": "c", "note": {"id": "x", "updated_at": "2026-11-27T10:00:00Z", "title": "", "body": ""}}),
-                     json.dumps({"schema": 1, "op": "archive", "client_id": "c", "note": {"id": "y", "version": 1, "updated_at": "2026-11-27T10:00:00Z"}})]
-        future = [json.dumps({"schema": 2, "op": "upsert", "client_id": "new-app", "note": {
-            "id": f"s2-{i}", "version": 1, "title": "t", "body": "b", "updated_at": "2026-11-27T10:00:00Z"}})
-            for i in range(100)]
-        self.sent_malformed += len(malformed) + len(future)
-        self.send([self.note(f"n{i}") for i in range(10)] + malformed + future)
-        self.wait("10 stored and 103 dead-lettered", lambda: self.stored() == 10 and self.depth(dlq) == 103)
+        say(f"1. sending {w.valid} valid notes, {len(w.malformed)} malformed messages and "
+            f"{w.future_schema} from a client on schema 2")
+        future = [message(f"s2-{i}", schema=2, client_id="new-app", title="t", body="b")
+                  for i in range(w.future_schema)]
+        self.send("valid", self.notes_named("n", w.valid))
+        self.send("malformed", list(w.malformed) + future)
+        self.wait(f"{w.valid} stored and {w.rejected} dead-lettered",
+                  lambda: self.stored() == w.valid and self.depth(dlq) == w.rejected)
         say(f"   stored {self.stored()}, dead-lettered {self.depth(dlq)}")
 
-        say("2. store outage (8 s): 10 notes sent meanwhile are retried with backoff")
-        self.store.set(False)
-        self.send([self.note(f"burst{i}") for i in range(10)])
-        time.sleep(8)
-        self.store.set(True)
-        self.wait("the burst stored", lambda: self.stored() == 20)
+        say(f"2. store outage ({w.short_outage_s} s): {w.short_outage_notes} notes sent meanwhile are "
+            "retried with backoff")
+        self.store.set("down")
+        self.send("valid", self.notes_named("burst", w.short_outage_notes))
+        time.sleep(w.short_outage_s)  # the outage itself
+        self.store.set("up")
+        self.wait("the burst stored", lambda: self.stored() == w.valid + w.short_outage_notes)
         say(f"   store back: stored {self.stored()}, none dead-lettered (DLQ still {self.depth(dlq)})")
 
-        say(f"3. long store outage: 5 notes fail {self.r['max_receive_count']} times and are redriven to the DLQ")
-        self.store.set(False)
-        self.send([self.note(f"late{i}") for i in range(5)])
-        self.wait("the redrive policy to move them", lambda: self.depth(dlq) == 108, timeout=150)
+        say(f"3. long store outage: {w.long_outage_notes} notes fail {self.r['max_receive_count']} times "
+            "and are redriven to the DLQ")
+        self.store.set("down")
+        self.send("valid", self.notes_named("late", w.long_outage_notes))
+        self.wait("the redrive policy to move them",
+                  lambda: self.depth(dlq) == w.rejected + w.long_outage_notes, timeout=150)
         say(f"   DLQ depth {self.depth(dlq)}")
 
         say("4. waiting for the DLQ-depth alarm and its SNS notification")
@@ -234,15 +233,17 @@ class Demo:
             f"({notification['NewStateReason']})")
 
         say("5. store restored; inspecting the DLQ and redriving it with StartMessageMoveTask")
-        self.store.set(True)
+        self.store.set("up")
         reasons = self.dlq_reasons(dlq)
+        before = self.stored()
         # The destination must be named: the consumer dead-letters bad messages itself
         # (SendMessage), so they carry no record of a source queue to return to.
         self.sqs.start_message_move_task(SourceArn=self.r["dlq_arn"], DestinationArn=self.r["queue_arn"])
         self.wait("the move task", self.move_done, timeout=60)
-        self.wait("the redriven notes stored", lambda: self.stored() == 25, timeout=60)
-        self.wait("the malformed ones dead-lettered again", lambda: self.depth(dlq) == 103 and self.depth(self.r["queue_url"]) == 0, timeout=60)
-        self.redriven = self.stored() - 20
+        self.wait("the redriven notes stored", lambda: self.stored() == w.stored_by_consumer, timeout=60)
+        self.wait("the malformed ones dead-lettered again",
+                  lambda: self.depth(dlq) == w.rejected and self.depth(self.r["queue_url"]) == 0, timeout=60)
+        self.redriven = self.stored() - before
         client = self.client()
         self.summary(notification, reasons, client)
 
@@ -262,30 +263,33 @@ class Demo:
         flags = STATE / "demo-flags.json"
         flags.write_text(json.dumps({"features": {"retry_pending_notes": True, "retry_interval_seconds": 2}}))
         self.client_env = {**os.environ, "NOTES_DB": str(db), "NOTES_QUEUE_URL": self.r["queue_url"],
-                           "AWS_ENDPOINT_URL": f"http://{SQS_PROXY[0]}:{SQS_PROXY[1]}"}
+                           "AWS_ENDPOINT_URL": self.sqs_switch.endpoint}
         before = self.stored()
+        w = self.w
 
-        say("6. client: SQS unreachable; 5 notes written with `notes add` (one edited twice) stay pending")
-        self.sqs_switch.set(False)
+        say(f"6. client: SQS unreachable; {w.offline_notes} notes written with `notes add` (one edited "
+            f"{len(w.offline_edits)} times) stay pending")
+        self.sqs_switch.set("down")
         ids = [self.notes("add", "--title", f"offline {i}", "--body", "written on a train").stdout.strip()
-               for i in range(5)]
-        for body in ("second draft", "final draft"):
+               for i in range(w.offline_notes)]
+        for body in w.offline_edits:
             last = self.notes("edit", ids[0], "--body", body)
         say(f"   notes edit {ids[0]}: {last.stderr.strip()}")
         status = json.loads(self.notes("status", "--json").stdout)["status"]
+        pending_offline = status["pending"]
         say(f"   notes status: {status['pending']} pending, up to {status['max_attempts']} attempt(s), "
             f"last error: {(status['last_error'] or '')[:90]}")
 
         say(f"   notes sync --watch --flags {flags.relative_to(ROOT)} (retry_pending_notes true, every 2 s); "
-            "SQS back after 5 s")
+            f"SQS back after {w.sqs_down_s} s")
         watch = subprocess.Popen([ROOT / "target/debug/notes", "sync", "--watch", "--flags", str(flags)],
                                  env=self.client_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.processes.append(watch)
         lines = []
         threading.Thread(target=lambda: lines.extend(watch.stdout), daemon=True).start()
-        time.sleep(5)
-        self.sqs_switch.set(True)
-        self.wait("the client's notes stored", lambda: self.stored() == before + 5, timeout=60)
+        time.sleep(w.sqs_down_s)  # the outage itself
+        self.sqs_switch.set("up")
+        self.wait("the client's notes stored", lambda: self.stored() == before + w.offline_notes, timeout=60)
         watch.send_signal(signal.SIGTERM)
         watch.wait(timeout=30)
         for line in lines:
@@ -294,9 +298,10 @@ class Demo:
         status = json.loads(self.notes("status", "--json").stdout)["status"]
         say(f"   notes status: {status['pending']} pending, {status['sent']} sent; "
             f"stored in DynamoDB: {self.stored() - before}")
-        self.sent_valid += 5
-        return {"written": 5, "edits": 2, "pending_offline": 5, "stored": self.stored() - before,
-                "pending_after": status["pending"]}
+        # Acknowledged by SQS: `notes sync` removes a note from its outbox only then.
+        self.sent["valid"] += w.offline_notes - status["pending"]
+        return {"written": w.offline_notes, "edits": len(w.offline_edits), "pending_offline": pending_offline,
+                "stored": self.stored() - before, "pending_after": status["pending"]}
 
     def dlq_reasons(self, dlq):
         """Counts the DLQ's messages by error kind: receives them all (hidden for a minute),
@@ -330,10 +335,10 @@ class Demo:
         for l in retries:
             delays[l["receive_count"]].add(l["next_delay_s"])
         stored, in_dlq = self.stored(), self.depth(self.r["dlq_url"])
-        sent = self.sent_valid + self.sent_malformed
+        sent = sum(self.sent.values())
         print()
         print("notes-sync demo summary")
-        print(f"  sent            {sent} ({self.sent_valid} valid notes, {self.sent_malformed} malformed)")
+        print(f"  sent            {sent} ({self.sent['valid']} valid notes, {self.sent['malformed']} malformed)")
         print(f"  stored          {stored} notes in DynamoDB")
         print(f"  retried         {len(retries)} deliveries; backoff delay by receive count: "
               + ", ".join(f"#{n}: {min(d)}-{max(d)} s" for n, d in sorted(delays.items())))
@@ -362,15 +367,22 @@ class Demo:
             raise SystemExit("demo: messages unaccounted for")
 
 
-START = time.monotonic()
-demo = Demo()
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
-# Explicitly: a shell that starts this in the background would otherwise leave Ctrl-C ignored.
-signal.signal(signal.SIGINT, signal.default_int_handler)
-try:
-    demo.run()
-except KeyboardInterrupt:
-    print("\ndemo: interrupted, cleaning up", file=sys.stderr)
-    sys.exit(130)
-finally:
-    demo.stop()
+def main():
+    os.environ.update(CREDENTIALS)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    demo = Demo(Workload())
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
+    # Explicitly: a shell that starts this in the background would otherwise leave Ctrl-C ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        demo.run()
+    except KeyboardInterrupt:
+        print("\ndemo: interrupted, cleaning up", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        demo.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,8 @@
 #   scripts/emulators.sh running     exit 0 if both ports already serve (by `up` or anyone else)
 #
 # The Rust integration tests do not use this script: they start emulators of their own on free
-# ports. This one serves `make invoke`, `make sam-local-invoke` and manual exploration.
+# ports (both start them with scripts/run-emulator.sh). This one serves `make demo`,
+# `make invoke`, `make sam-local-invoke` and manual exploration.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -50,11 +51,8 @@ start_bg() { # name, log, command...
 up() {
   "$root/scripts/venvs.sh" localstack moto
   mkdir -p "$state/localstack-fs"
-  OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$state/localstack-fs" GATEWAY_LISTEN=127.0.0.1:4566 \
-    LOCALSTACK_HOST=127.0.0.1:4566 SQS_ENDPOINT_STRATEGY=path SERVICES=sqs,sns,cloudwatch,ssm \
-    SQS_CLOUDWATCH_METRICS_REPORT_INTERVAL=5 DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
-    start_bg localstack "$state/localstack.log" "$venvs/localstack/bin/python" -m localstack.runtime.main
-  start_bg moto "$state/moto.log" "$venvs/moto/bin/moto_server" -H 127.0.0.1 -p 5000
+  start_bg localstack "$state/localstack.log" "$root/scripts/run-emulator.sh" localstack 4566 "$state/localstack-fs"
+  start_bg moto "$state/moto.log" "$root/scripts/run-emulator.sh" moto 5000
   wait_for localstack "$state/localstack.log" 'Ready\.' 4566 90
   wait_for moto "$state/moto.log" 'Running on' 5000 30
   echo "emulators: LocalStack http://127.0.0.1:4566, moto http://127.0.0.1:5000" >&2

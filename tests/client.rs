@@ -33,12 +33,63 @@ fn sent(messages: &[aws_sdk_sqs::types::Message]) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// The fault proxy these tests (and the e2e ones, and `make demo`) rely on: a switch is in
+/// force when `set` returns, open connections included. A plain TCP upstream, no emulator.
+#[test]
+fn the_fault_proxy_cuts_open_connections_and_obeys_each_switch_before_it_returns() {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = Proxy::start(upstream.local_addr().unwrap());
+    let port: u16 = proxy.endpoint().rsplit(':').next().unwrap().parse().unwrap();
+    let connect = || {
+        let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        // Only a guard against a hang: a cut connection answers at once.
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        client
+    };
+    // Up: a round trip through the proxy; returns the client side, still open.
+    let round_trip = || {
+        let mut client = connect();
+        client.write_all(b"ping").unwrap();
+        let (mut server, _) = upstream.accept().unwrap();
+        let mut buf = [0; 4];
+        server.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ping");
+        server.write_all(b"pong").unwrap();
+        client.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"pong");
+        (client, server)
+    };
+    // Closed: end of stream or a reset, not data and not a timeout.
+    let closed = |stream: &mut TcpStream, what: &str| match stream.read(&mut [0; 16]) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("{what} still open after the switch: {other:?}"),
+    };
+
+    let (mut client, mut server) = round_trip();
+    proxy.set(Mode::Down);
+    closed(&mut client, "the client side");
+    closed(&mut server, "the upstream side");
+    let mut refused = connect();
+    let _ = refused.write_all(b"ping");
+    closed(&mut refused, "a connection made while down");
+
+    proxy.set(Mode::Up);
+    let (mut client, _server) = round_trip();
+    proxy.set(Mode::Stall);
+    closed(&mut client, "a connection open before the stall");
+    proxy.set(Mode::Up);
+    round_trip();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_notes_stay_pending_then_watch_drains_them_and_follows_the_flags_file() {
     let (endpoint, addr) = localstack();
     let sqs = aws_sdk_sqs::Client::new(&sdk(&endpoint).await);
     let queues = create_queues(&sqs, &unique("offline"), 5, 30, false).await;
-    let proxy = Proxy::start(addr).await;
+    let proxy = Proxy::start(addr);
     proxy.set(Mode::Down);
     let cli = NotesCli::new(&proxy.endpoint(), &queues.url);
 

@@ -162,7 +162,7 @@ async fn dlq_list_leaves_the_dlq_unchanged_and_full_and_selective_redrive_lose_n
     // valid notes in the DLQ as the redrive policy leaves them (no attributes), one of them
     // a note of this client that SQS had acknowledged
     system.send(&[("not json".into(), None), ("{\"schema\":1".into(), None)]).await;
-    system.send(&[(note("upsert", "future", 1, "t").replace("\"schema\":1", "\"schema\":2"), None)]).await;
+    system.send(&[(common::NoteMessage::new("upsert", "future", 1, "t").schema(2).to_string(), None)]).await;
     let mut outbox = open(&cli);
     let own = outbox.add("mine", "b").unwrap();
     let lease = Lease::new(Duration::from_secs(60));

@@ -131,7 +131,7 @@ async fn valid_notes_are_stored_and_a_redelivered_batch_is_harmless() {
 #[tokio::test]
 async fn malformed_messages_are_dead_lettered_on_their_first_receive_with_their_reason() {
     let rig = Rig::new(false, Backoff::new(5, 900)).await;
-    let unsupported = note("upsert", "n9", 1, "t").replace(r#""schema":1"#, r#""schema":2"#);
+    let unsupported = common::NoteMessage::new("upsert", "n9", 1, "t").schema(2).to_string();
     let valid = note("upsert", "n1", 1, "t");
     send(&rig.sqs, &rig.queues.url, &[("not json", None), (unsupported.as_str(), None), (valid.as_str(), None)]).await;
 
@@ -274,10 +274,7 @@ async fn equal_versions_from_two_clients_converge_on_one_winner_and_a_replay_sta
     use sqs_partial_batch::RecordHandler;
     let rig = Rig::new(false, Backoff::new(5, 900)).await;
     let upsert = |id: &str, client: &str, updated_at: &str, title: &str| {
-        let body = serde_json::json!({
-            "schema": 1, "op": "upsert", "client_id": client,
-            "note": {"id": id, "version": 3, "title": title, "body": "b", "updated_at": updated_at}
-        });
+        let body = common::NoteMessage::new("upsert", id, 3, title).client(client).updated_at(updated_at);
         Record { message_id: Some("m".into()), body: Some(body.to_string().into()), ..Record::default() }
     };
     // 10:00+02:00 is 08:00Z: earlier than 09:00Z although its text sorts higher.
@@ -385,7 +382,7 @@ async fn poll_mode_refuses_a_queue_without_redrive_a_receive_count_mismatch_or_a
 #[tokio::test]
 async fn a_reason_with_characters_sqs_refuses_is_escaped_and_the_letter_is_sent() {
     let rig = Rig::new(false, Backoff::new(5, 900)).await;
-    let nul_op = note("upsert", "n1", 1, "t").replace(r#""op":"upsert""#, r#""op":"\u0000""#);
+    let nul_op = common::NoteMessage::new("upsert", "n1", 1, "t").op("\u{0}").to_string();
     send(&rig.sqs, &rig.queues.url, &[(nul_op.as_str(), None)]).await;
     let (failed, messages) = rig.process(1).await;
     assert!(failed.is_empty(), "the letter could not be sent: {failed:?}");

@@ -2,7 +2,6 @@
 //! calls pointed at an emulator (or a proxy in front of one), nothing read from the user's
 //! environment.
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -70,13 +69,7 @@ impl NotesCli {
         if let Some(dlq) = &self.dlq_url {
             command.env("NOTES_DLQ_URL", dlq);
         }
-        // SAFETY: prctl is async-signal-safe; a client must not outlive its test.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        super::emulators::dies_with_test(&mut command);
         command
     }
 

@@ -1,6 +1,8 @@
 //! Real emulators for the integration tests, started from the pinned venvs on 127.0.0.1 and
 //! stopped afterwards: moto's server for DynamoDB (one per test, so a test may stop it) and
-//! LocalStack for SQS (one per test binary, shared; every test makes its own queues).
+//! LocalStack for SQS (one per test binary, shared; every test makes its own queues). How
+//! each is started (LocalStack's environment among it) is `scripts/run-emulator.sh`'s, which
+//! `scripts/emulators.sh` runs too; here only the free port and the wait for readiness.
 //!
 //! The venvs come from `scripts/venvs.sh`, which `make test` runs first.
 
@@ -21,11 +23,16 @@ pub struct Emulator {
     _state: Option<tempfile::TempDir>,
 }
 
-pub fn venv(name: &str) -> PathBuf {
-    let root = std::env::var_os("VENV_DIR")
+/// Where the venvs are: `$VENV_DIR`, as in the scripts, or `.venv`.
+fn venvs() -> PathBuf {
+    std::env::var_os("VENV_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
-    let dir = root.join(name);
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"))
+}
+
+/// A pinned venv's directory; panics with what to run if it is missing.
+pub fn venv(name: &str) -> PathBuf {
+    let dir = venvs().join(name);
     assert!(
         dir.join("bin/python").exists(),
         "{} is missing: run `scripts/venvs.sh` (or `make test`) first",
@@ -42,8 +49,7 @@ impl Emulator {
     /// moto's server (DynamoDB), for this test only.
     pub fn moto() -> Self {
         let port = free_port();
-        let mut command = Command::new(venv("moto").join("bin/moto_server"));
-        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let command = run_emulator("moto", &[&port.to_string()]);
         Self::start(command, port, None, "Running on", Duration::from_secs(60))
     }
 
@@ -51,19 +57,7 @@ impl Emulator {
     pub fn localstack() -> Self {
         let port = free_port();
         let state = tempfile::tempdir().unwrap();
-        let mut command = Command::new(venv("localstack").join("bin/python"));
-        command.args(["-m", "localstack.runtime.main"]).envs([
-            ("OVERRIDE_IN_DOCKER", "0".to_owned()),
-            ("FILESYSTEM_ROOT", state.path().display().to_string()),
-            ("GATEWAY_LISTEN", format!("127.0.0.1:{port}")),
-            ("LOCALSTACK_HOST", format!("127.0.0.1:{port}")),
-            ("SQS_ENDPOINT_STRATEGY", "path".to_owned()),
-            ("SERVICES", "sqs,sns,cloudwatch,ssm".to_owned()),
-            ("SQS_CLOUDWATCH_METRICS_REPORT_INTERVAL", "5".to_owned()),
-            ("DNS_ADDRESS", "0".to_owned()),
-            ("DISABLE_EVENTS", "1".to_owned()),
-            ("SKIP_SSL_CERT_DOWNLOAD", "1".to_owned()),
-        ]);
+        let command = run_emulator("localstack", &[&port.to_string(), &state.path().display().to_string()]);
         Self::start(command, port, Some(state), "Ready.", Duration::from_secs(120))
     }
 
@@ -87,15 +81,7 @@ impl Emulator {
 
     fn start(mut command: Command, port: u16, state: Option<tempfile::TempDir>, ready: &str, within: Duration) -> Self {
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe; it makes the kernel kill the emulator if the
-        // test process dies without running destructors (a panic in another thread, ^C).
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().expect("start emulator");
+        let mut child = dies_with_test(&mut command).spawn().expect("start emulator");
         let rx = output_lines(&mut child);
         let started = Instant::now();
         let mut seen = Vec::new();
@@ -130,6 +116,27 @@ impl Emulator {
             let _ = child.wait();
         }
     }
+}
+
+/// `scripts/run-emulator.sh <name> <args>` with the venvs this test found.
+fn run_emulator(name: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/run-emulator.sh"));
+    command.arg(name).args(args).env("VENV_DIR", venv(name).parent().unwrap());
+    command
+}
+
+/// Makes the kernel kill the process `command` starts when the thread that started it ends,
+/// so no child outlives its test, even a test process that dies without running destructors
+/// (a panic in another thread, ^C). It holds across `exec`: also for what a script execs.
+pub fn dies_with_test(command: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    command
 }
 
 /// The piped stdout and stderr lines of `child`, as they come, each read by its own thread.

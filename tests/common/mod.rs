@@ -153,13 +153,50 @@ pub async fn stored(dynamodb: &aws_sdk_dynamodb::Client, table: &str, id: &str) 
     Some((version, deleted, title))
 }
 
-/// A note message body.
+/// A note message body: the tests' one note factory. Valid as made; each method changes one
+/// field, so a test says only what differs (another client, another instant, a schema or an
+/// op this consumer refuses).
+#[derive(Debug, Clone)]
+pub struct NoteMessage(serde_json::Value);
+
+impl NoteMessage {
+    pub fn new(op: &str, id: &str, version: u64, title: &str) -> Self {
+        Self(serde_json::json!({
+            "schema": 1, "op": op, "client_id": "test-client",
+            "note": {"id": id, "version": version, "title": title, "body": format!("body of {id}"), "updated_at": "2026-11-27T10:00:00Z"}
+        }))
+    }
+
+    pub fn schema(mut self, schema: u64) -> Self {
+        self.0["schema"] = schema.into();
+        self
+    }
+
+    pub fn op(mut self, op: &str) -> Self {
+        self.0["op"] = op.into();
+        self
+    }
+
+    pub fn client(mut self, client_id: &str) -> Self {
+        self.0["client_id"] = client_id.into();
+        self
+    }
+
+    pub fn updated_at(mut self, updated_at: &str) -> Self {
+        self.0["note"]["updated_at"] = updated_at.into();
+        self
+    }
+}
+
+impl std::fmt::Display for NoteMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A valid note message body, the short form of [`NoteMessage`].
 pub fn note(op: &str, id: &str, version: u64, title: &str) -> String {
-    serde_json::json!({
-        "schema": 1, "op": op, "client_id": "test-client",
-        "note": {"id": id, "version": version, "title": title, "body": format!("body of {id}"), "updated_at": "2026-11-27T10:00:00Z"}
-    })
-    .to_string()
+    NoteMessage::new(op, id, version, title).to_string()
 }
 
 pub mod cli;

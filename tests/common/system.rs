@@ -3,7 +3,6 @@
 //! poll mode as a child process whose JSON log lines are collected.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -12,7 +11,7 @@ use std::time::Duration;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 
-use super::emulators::{Emulator, venv};
+use super::emulators::{Emulator, dies_with_test, venv};
 use super::proxy::Proxy;
 use super::{sdk, unique};
 
@@ -59,7 +58,7 @@ impl System {
     pub async fn new(queue_type: &str) -> Self {
         let localstack = format!("http://127.0.0.1:{}", Emulator::shared_localstack());
         let moto = Emulator::moto();
-        let store = Proxy::start(moto.addr()).await;
+        let store = Proxy::start(moto.addr());
         let resources = provision(&localstack, &moto.endpoint(), queue_type);
         let sqs = aws_sdk_sqs::Client::new(&sdk(&localstack).await);
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk(&moto.endpoint()).await);
@@ -98,14 +97,7 @@ impl System {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        // SAFETY: prctl is async-signal-safe; the consumer must not outlive the test.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().expect("start consumer");
+        let mut child = dies_with_test(&mut command).spawn().expect("start consumer");
         let stdout = child.stdout.take().unwrap();
         let logs = self.logs.clone();
         std::thread::spawn(move || {
