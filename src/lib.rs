@@ -13,7 +13,6 @@
 mod adversarial;
 pub mod client;
 pub mod config;
-mod errors;
 pub mod logging;
 pub mod notes;
 #[cfg(test)]

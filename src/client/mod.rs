@@ -17,4 +17,15 @@ pub mod outbox;
 pub mod sender;
 pub mod sync;
 
-pub(crate) use crate::errors::error_chain;
+/// An error and its sources, joined by `: `. The AWS SDK's top-level messages ("dispatch
+/// failure", "service error") do not say what went wrong; their sources do.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

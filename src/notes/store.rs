@@ -28,9 +28,11 @@ pub enum Written {
 
 /// A store call failed. Always retryable: throttling, a timeout or missing permissions are
 /// fixed outside the message, and a misconfiguration must not flood the dead-letter queue.
+/// The cause is kept as the source: the engine's transient reason lists it with its own
+/// sources (an AWS SDK error's top line, "service error", says little).
 #[derive(Debug, thiserror::Error)]
-#[error("note store: {0}")]
-pub struct StoreError(pub String);
+#[error("note store")]
+pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// The order in which changes of one note win: version, then the instant of `updated_at`,
 /// then the client id. `None` when `updated_at` is not RFC 3339 (validation refuses that).
@@ -100,7 +102,7 @@ impl NoteStore for DynamoNoteStore {
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 Ok(Written::Stale)
             }
-            Err(e) => Err(StoreError(crate::errors::error_chain(&e))),
+            Err(e) => Err(StoreError(e.into())),
         }
     }
 }
