@@ -17,15 +17,15 @@ help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 demo: ## The whole system locally: workload, retries, DLQ, alarm, SNS, redrive, the notes client offline (no AWS, no Docker)
-	scripts/venvs.sh localstack moto demo
+	scripts/venvs.sh localstack moto scripts
 	$(CARGO) build --locked --bin consumer --bin notes
-	.venv/demo/bin/python scripts/demo.py
+	.venv/scripts/bin/python scripts/demo.py
 
 build: ## Build the consumer and the notes CLI (debug)
 	$(CARGO) build --locked --bin consumer --bin notes
 
 test: ## Every test: unit, integration (LocalStack + moto), template relations, sample events, the engine crate's docs and example
-	scripts/venvs.sh localstack moto tools
+	scripts/venvs.sh localstack moto scripts tools
 	$(CARGO) test --locked --workspace --all-targets
 	$(CARGO) test --locked --doc -p sqs-partial-batch
 	$(MAKE) example
@@ -40,7 +40,7 @@ unit-test: ## Unit tests only (no emulators)
 	$(CARGO) test --locked --workspace --lib
 
 integration-test: ## Integration tests against LocalStack and moto
-	scripts/venvs.sh localstack moto
+	scripts/venvs.sh localstack moto scripts
 	$(CARGO) test --locked --test consumer --test client --test client_system
 
 invoke: ## Each events/*.json through `cargo lambda watch`, responses compared with *.expected.json

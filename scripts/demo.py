@@ -20,7 +20,7 @@ capped at 8 s (deployed: 5 s and 900 s), and the alarm's period is 10 s instead 
 threshold and number of periods are the template's. Every process it starts is stopped on
 exit, Ctrl-C included.
 
-Its Python dependencies are pinned in scripts/venvs.sh (`demo`), whose venv runs it.
+Its Python dependencies are pinned in scripts/venvs.sh (`scripts`), whose venv runs it.
 """
 import collections
 import json

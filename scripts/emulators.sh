@@ -49,7 +49,7 @@ start_bg() { # name, log, command...
 }
 
 up() {
-  "$root/scripts/venvs.sh" localstack moto
+  "$root/scripts/venvs.sh" localstack moto scripts
   mkdir -p "$state/localstack-fs"
   start_bg localstack "$state/localstack.log" "$root/scripts/run-emulator.sh" localstack 4566 "$state/localstack-fs"
   start_bg moto "$state/moto.log" "$root/scripts/run-emulator.sh" moto 5000
@@ -73,7 +73,7 @@ down() {
 
 provision() {
   AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 \
-    "$venvs/moto/bin/python" "$root/scripts/provision.py" "${@:2}"
+    "$venvs/scripts/bin/python" "$root/scripts/provision.py" "${@:2}"
 }
 
 running() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates the pinned Python environments that the emulators and tools run from.
 #
-#   scripts/venvs.sh [localstack] [moto] [demo] [tools] [checkov] [deny] [fuzz]
+#   scripts/venvs.sh [localstack] [moto] [scripts] [tools] [checkov] [deny] [fuzz]
 #                                       (no argument: localstack, moto, tools, checkov)
 #
 # Each venv lives in $VENV_DIR/<name> (default .venv/<name>) and is rebuilt only when
@@ -18,10 +18,11 @@ pins_localstack=(
   'cryptography>=45,<46' 'pyopenssl==25.1.0' 'service-identity==24.2.0'
 )
 pins_moto=('moto[server]==5.2.5')
-# What scripts/demo.py imports, and scripts/provision.py, which it runs on the same Python:
+# What the project's own Python scripts import (demo.py, provision.py, the fault proxy, the
+# boto3 snippet of invoke.sh), the tests running provision.py and the proxy too:
 # boto3 and PyYAML, with everything they pull in, at exact versions. A venv of its own, so
 # moto's loose requirements cannot move them.
-pins_demo=(
+pins_scripts=(
   'boto3==1.44.8' 'botocore==1.44.8' 's3transfer==0.19.3' 'jmespath==1.1.0'
   'python-dateutil==2.9.0.post0' 'six==1.17.0' 'urllib3==2.8.0' 'PyYAML==6.0.4'
 )
@@ -52,11 +53,11 @@ for name in "${names[@]}"; do
   case $name in
     localstack) make_venv localstack "${pins_localstack[@]}" ;;
     moto) make_venv moto "${pins_moto[@]}" ;;
-    demo) make_venv demo "${pins_demo[@]}" ;;
+    scripts) make_venv scripts "${pins_scripts[@]}" ;;
     tools) make_venv tools "${pins_tools[@]}" ;;
     checkov) make_venv checkov "${pins_checkov[@]}" ;;
     deny) make_venv deny "${pins_deny[@]}" ;;
     fuzz) make_venv fuzz "${pins_fuzz[@]}" ;;
-    *) echo "venvs: unknown environment '$name' (expected localstack, moto, demo, tools, checkov, deny, fuzz)" >&2; exit 2 ;;
+    *) echo "venvs: unknown environment '$name' (expected localstack, moto, scripts, tools, checkov, deny, fuzz)" >&2; exit 2 ;;
   esac
 done

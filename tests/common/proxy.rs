@@ -46,7 +46,7 @@ impl Proxy {
     pub fn start(upstream: SocketAddr) -> Self {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fault_proxy.py");
         // Standard library only: any pinned venv's Python runs it.
-        let mut command = Command::new(venv("moto").join("bin/python"));
+        let mut command = Command::new(venv("scripts").join("bin/python"));
         command
             .arg(script)
             .args(["--upstream", &upstream.to_string()])

@@ -31,7 +31,7 @@ impl Provisioned {
 /// 10 s (the template's is 60) so an alarm test takes seconds, not minutes.
 pub fn provision(localstack: &str, dynamodb: &str, queue_type: &str) -> Provisioned {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/provision.py");
-    let output = Command::new(venv("moto").join("bin/python"))
+    let output = Command::new(venv("scripts").join("bin/python"))
         .arg(script)
         .args(["--sqs-endpoint", localstack, "--dynamodb-endpoint", dynamodb, "--queue-type", queue_type])
         .args(["--stack", &unique("e2e"), "--alarm-period", "10"])
