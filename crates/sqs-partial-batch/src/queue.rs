@@ -9,6 +9,7 @@ use super::reason::{self, sqs_text};
 
 /// A permanent failure on its way to the dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeadLetter<'a> {
     /// The original body, unchanged, so that a redrive replays the same message. `None` for a
     /// record without one.
@@ -29,6 +30,7 @@ pub struct DeadLetter<'a> {
 
 /// A new visibility timeout for one in-flight message.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VisibilityChange<'a> {
     /// The message id (for logs; SQS identifies the message by its receipt handle).
     pub message_id: &'a str,
