@@ -1,7 +1,8 @@
-//! One JSON log line, written field by field into a `String`: the shape the consumer's
-//! tracing-subscriber lines had (`timestamp`, `level`, `event`, the fields, `message`), at a
-//! fraction of their cost. Formatting through tracing-subscriber's JSON layer was more than half
-//! of a record's cost (issue 10: UTF-8 checks of its own output, `fmt` plumbing, serde escaping).
+//! One JSON log line, written field by field into a `String`: the shape of tracing-subscriber's
+//! flattened JSON lines (`timestamp`, `level`, `event`, the fields, `message`), at a fraction of
+//! their cost. Formatting through tracing-subscriber's JSON layer was more than half of a
+//! record's cost (notes-sync issue 10: UTF-8 checks of its own output, `fmt` plumbing, serde
+//! escaping).
 
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};

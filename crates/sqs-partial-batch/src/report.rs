@@ -28,7 +28,8 @@ pub enum LogSuccesses {
     None,
 }
 
-/// Where an engine's log lines and metrics go: a writer (the consumer's stdout), or nowhere.
+/// Where an engine's log lines and metrics go: a writer (a Lambda function's stdout, which
+/// CloudWatch Logs captures), or nowhere.
 pub struct LogSink {
     out: Option<Mutex<Box<dyn Write + Send>>>,
 }
