@@ -330,7 +330,7 @@ class Demo:
     def summary(self, notification, reasons, client):
         logs = self.logs()
         outcomes = [l for l in logs if l.get("event") == "outcome"]
-        retries = [l for l in outcomes if l.get("outcome") == "retry"]
+        retries = [l for l in outcomes if l.get("outcome") == "transient"]
         delays = collections.defaultdict(set)
         for l in retries:
             delays[l["receive_count"]].add(l["next_delay_s"])

@@ -5,9 +5,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqs_partial_batch::{
-    Backoff, DEFAULT_SHUTDOWN_GRACE, FifoMode, LogSuccesses, MAX_VISIBILITY_SECONDS, SQS_MAX_MESSAGE_BYTES, Settings,
-};
+use sqs_partial_batch::Settings;
+use sqs_partial_batch::poll::DEFAULT_SHUTDOWN_GRACE;
+use sqs_partial_batch::queue::SQS_MAX_MESSAGE_BYTES;
+use sqs_partial_batch::settings::{Backoff, FifoMode, LogSuccesses};
 
 /// A configuration error, naming the variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,7 +44,7 @@ pub enum ConfigError {
 
 /// The deadline margin must leave time for the records (the engine's reason, which its
 /// poller gives too).
-pub use sqs_partial_batch::MARGIN_CONFLICT;
+pub use sqs_partial_batch::settings::MARGIN_CONFLICT;
 
 /// The CloudWatch namespace of the consumer's metrics unless `METRICS_NAMESPACE` says
 /// otherwise; the template's `MetricsNamespace` parameter defaults to it too.
@@ -64,6 +65,10 @@ pub struct Config {
     /// Poll mode: how long a shutdown signal lets the batch in hand run before it is cut
     /// (`SHUTDOWN_GRACE_SECONDS`).
     pub shutdown_grace: Duration,
+    /// The SQS endpoint of a local emulator, from the SDK's own variables
+    /// (`AWS_ENDPOINT_URL_SQS`, else `AWS_ENDPOINT_URL`): the source queues' URLs are made
+    /// from their ARNs with it.
+    pub sqs_endpoint: Option<String>,
 }
 
 /// Environment variables, with their defaults where they have one.
@@ -111,13 +116,13 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
         let defaults = Settings::default();
-        let max_receive_count = env.number(vars::MAX_RECEIVE_COUNT, defaults.max_receive_count, 1, 1000)?;
+        let max_receive_count = env.number(vars::MAX_RECEIVE_COUNT, defaults.max_receive_count(), 1, 1000)?;
         let base =
-            env.number(vars::BACKOFF_BASE_SECONDS, defaults.backoff.base_seconds(), 0, MAX_VISIBILITY_SECONDS)?;
+            env.number(vars::BACKOFF_BASE_SECONDS, defaults.backoff().base_seconds(), 0, Backoff::MAX_SECONDS)?;
         let max =
-            env.number(vars::BACKOFF_MAX_SECONDS, defaults.backoff.max_seconds(), base, MAX_VISIBILITY_SECONDS)?;
+            env.number(vars::BACKOFF_MAX_SECONDS, defaults.backoff().max_seconds(), base, Backoff::MAX_SECONDS)?;
         let fifo_mode = match env.optional(vars::FIFO_FAILURE_MODE).as_deref() {
-            None => defaults.fifo_mode,
+            None => defaults.fifo_mode(),
             Some("group") => FifoMode::Group,
             Some("batch") => FifoMode::Batch,
             Some(other) => {
@@ -125,12 +130,12 @@ impl Config {
             }
         };
         let log_successes = match env.optional(vars::LOG_SUCCESSES).as_deref() {
-            None => defaults.log_successes,
+            None => defaults.log_successes(),
             Some("each") => LogSuccesses::Each,
             Some("none") => LogSuccesses::None,
             Some(other) => return Err(invalid(vars::LOG_SUCCESSES, other, "`each` or `none`")),
         };
-        let default_margin_ms = defaults.deadline_margin.as_millis() as u64;
+        let default_margin_ms = defaults.deadline_margin().as_millis() as u64;
         let margin_ms = env.number(vars::DEADLINE_MARGIN_MS, default_margin_ms, 100, 60_000)?;
         if let Some(timeout_s) = env.optional_number::<u64>(vars::FUNCTION_TIMEOUT_SECONDS, 1, 900)?
             && margin_ms >= timeout_s * 1000
@@ -158,20 +163,20 @@ impl Config {
                 0,
                 3600,
             )?),
+            // The SDK's own endpoint variables: a source queue's ARN is turned into a URL the
+            // emulator accepts with them.
+            sqs_endpoint: env.optional("AWS_ENDPOINT_URL_SQS").or_else(|| env.optional("AWS_ENDPOINT_URL")),
             settings: Settings::default()
                 .with_max_receive_count(max_receive_count)
                 .with_backoff(Backoff::new(base, max))
-                .with_max_concurrency(env.number(vars::MAX_CONCURRENCY, defaults.max_concurrency, 1, 1000)?)
+                .with_max_concurrency(env.number(vars::MAX_CONCURRENCY, defaults.max_concurrency(), 1, 1000)?)
                 .with_deadline_margin(Duration::from_millis(margin_ms))
                 .with_fifo_mode(fifo_mode)
-                .with_brake_after(env.number(vars::BRAKE_AFTER_FAILURES, defaults.brake_after, 0, 10_000)?)
-                // The SDK's own endpoint variables: the engine needs them to turn a source
-                // queue ARN into a URL the emulator accepts.
-                .with_sqs_endpoint(env.optional("AWS_ENDPOINT_URL_SQS").or_else(|| env.optional("AWS_ENDPOINT_URL")))
+                .with_brake_after(env.number(vars::BRAKE_AFTER_FAILURES, defaults.brake_after(), 0, 10_000)?)
                 .with_metrics(
                     env.optional(vars::METRICS_NAMESPACE).unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned()),
                     // Set by Lambda: the metrics' dimension.
-                    env.optional("AWS_LAMBDA_FUNCTION_NAME").unwrap_or(defaults.function_name),
+                    env.optional("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| defaults.function_name().to_owned()),
                 )
                 .with_log_successes(log_successes),
         })
@@ -231,12 +236,12 @@ mod tests {
     fn defaults_apply_when_only_the_required_variables_are_set() {
         let c = config(&REQUIRED).unwrap();
         assert_eq!(c.table_name, "notes");
-        assert_eq!(c.settings.max_receive_count, 5);
-        assert_eq!(c.settings.backoff, Backoff::new(5, 900));
-        assert_eq!(c.settings.max_concurrency, 16);
-        assert_eq!(c.settings.deadline_margin, Duration::from_secs(2));
-        assert_eq!(c.settings.fifo_mode, FifoMode::Group);
-        assert_eq!(c.settings.brake_after, 5);
+        assert_eq!(c.settings.max_receive_count(), 5);
+        assert_eq!(*c.settings.backoff(), Backoff::new(5, 900));
+        assert_eq!(c.settings.max_concurrency(), 16);
+        assert_eq!(c.settings.deadline_margin(), Duration::from_secs(2));
+        assert_eq!(c.settings.fifo_mode(), FifoMode::Group);
+        assert_eq!(c.settings.brake_after(), 5);
         assert_eq!(c.dlq_max_message_bytes, 1024 * 1024);
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
     }
@@ -244,7 +249,7 @@ mod tests {
     #[test]
     fn the_brake_is_set_or_turned_off_with_zero() {
         let c = config(&[REQUIRED[0], REQUIRED[1], ("BRAKE_AFTER_FAILURES", "0")]).unwrap();
-        assert_eq!(c.settings.brake_after, 0);
+        assert_eq!(c.settings.brake_after(), 0);
         let err = config(&[REQUIRED[0], REQUIRED[1], ("BRAKE_AFTER_FAILURES", "-1")]).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -294,9 +299,9 @@ mod tests {
 
     #[test]
     fn log_successes_is_each_by_default_none_on_request_and_named_when_wrong() {
-        assert_eq!(config(&REQUIRED).unwrap().settings.log_successes, LogSuccesses::Each);
+        assert_eq!(config(&REQUIRED).unwrap().settings.log_successes(), LogSuccesses::Each);
         let none = config(&[REQUIRED[0], REQUIRED[1], ("LOG_SUCCESSES", "none")]).unwrap();
-        assert_eq!(none.settings.log_successes, LogSuccesses::None);
+        assert_eq!(none.settings.log_successes(), LogSuccesses::None);
         let err = config(&[REQUIRED[0], REQUIRED[1], ("LOG_SUCCESSES", "failures")]).unwrap_err();
         assert_eq!(err.to_string(), r#"environment variable LOG_SUCCESSES="failures" is invalid: `each` or `none`"#);
     }
@@ -306,6 +311,6 @@ mod tests {
         let c =
             config(&[REQUIRED[0], REQUIRED[1], ("AWS_ENDPOINT_URL", "http://a"), ("AWS_ENDPOINT_URL_SQS", "http://b")])
                 .unwrap();
-        assert_eq!(c.settings.sqs_endpoint.as_deref(), Some("http://b"));
+        assert_eq!(c.sqs_endpoint.as_deref(), Some("http://b"));
     }
 }

@@ -9,13 +9,7 @@
 //! - [`logging`]: the consumer's JSON log lines.
 #![warn(missing_docs)]
 
-#[cfg(test)]
-mod adversarial;
 pub mod client;
 pub mod config;
 pub mod logging;
 pub mod notes;
-#[cfg(test)]
-mod properties;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;

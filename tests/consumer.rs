@@ -11,7 +11,9 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use common::{Emulator, Queues, create_queues, create_table, note, receive, receive_n, sdk, send, stored, unique};
 use notes_sync::notes::{DynamoNoteStore, NotesHandler};
-use sqs_partial_batch::{Backoff, Batch, Engine, Record, Settings, SqsQueues, attribute};
+use sqs_partial_batch::queue::{SqsQueues, attribute};
+use sqs_partial_batch::settings::Backoff;
+use sqs_partial_batch::{Batch, Engine, Record, Settings};
 use tokio::time::Instant;
 
 /// The test queues' own visibility timeout: longer than a batch takes with the store down
@@ -19,6 +21,7 @@ use tokio::time::Instant;
 const QUEUE_VISIBILITY_S: u32 = 4;
 
 struct Rig {
+    localstack: String,
     moto: Emulator,
     sqs: aws_sdk_sqs::Client,
     dynamodb: aws_sdk_dynamodb::Client,
@@ -41,10 +44,15 @@ impl Rig {
         let queues = create_queues(&sqs, &unique("notes"), 5, QUEUE_VISIBILITY_S, fifo).await;
         let table = unique("notes-table");
         create_table(&dynamodb, &table).await;
-        let settings = Settings::default().with_backoff(backoff).with_sqs_endpoint(Some(localstack));
-        let engine = Engine::new(settings, SqsQueues::new(sqs.clone(), &queues.dlq_url));
+        let settings = Settings::default().with_backoff(backoff);
+        let engine = Engine::new(settings, sqs_queues(&sqs, &localstack, &queues.dlq_url));
         let handler = NotesHandler::new(DynamoNoteStore::new(dynamodb.clone(), &table));
-        Self { moto, sqs, dynamodb, queues, table, engine, handler }
+        Self { localstack, moto, sqs, dynamodb, queues, table, engine, handler }
+    }
+
+    /// The engine's queue operations on LocalStack, dead letters to `dlq_url`.
+    fn queues(&self, dlq_url: &str) -> SqsQueues {
+        sqs_queues(&self.sqs, &self.localstack, dlq_url)
     }
 
     /// Receives `count` messages and runs them through the engine as one batch; deletes the
@@ -92,6 +100,10 @@ impl Rig {
             .unwrap();
         out.attributes().unwrap()[&name].parse().unwrap()
     }
+}
+
+fn sqs_queues(sqs: &aws_sdk_sqs::Client, localstack: &str, dlq_url: &str) -> SqsQueues {
+    SqsQueues::new(sqs.clone(), dlq_url).with_endpoint(Some(localstack.to_owned()))
 }
 
 fn ids(messages: &[Message], pick: impl Fn(&Message) -> bool) -> BTreeSet<String> {
@@ -183,7 +195,7 @@ async fn store_down_every_valid_record_fails_and_its_visibility_is_raised() {
 async fn dlq_unreachable_permanent_records_are_reported_failed_and_nothing_is_lost() {
     let mut rig = Rig::new(false, Backoff::new(1, 1)).await;
     let missing_dlq = format!("{}-gone", rig.queues.dlq_url);
-    rig.engine = Engine::new(rig.engine.settings().clone(), SqsQueues::new(rig.sqs.clone(), missing_dlq));
+    rig.engine = Engine::new(rig.engine.settings().clone(), rig.queues(&missing_dlq));
     send(&rig.sqs, &rig.queues.url, &[("not json", None), (note("upsert", "ok", 1, "t").as_str(), None)]).await;
 
     let (failed, messages) = rig.process(2).await;
@@ -270,7 +282,7 @@ fn a_bad_command_line_gets_a_usage_message_and_a_non_zero_exit() {
 /// true replay is still a stale success.
 #[tokio::test]
 async fn equal_versions_from_two_clients_converge_on_one_winner_and_a_replay_stays_stale() {
-    use sqs_partial_batch::Ack::{Applied, Unchanged};
+    use sqs_partial_batch::Ack::{Succeeded, Unchanged};
     use sqs_partial_batch::RecordHandler;
     let rig = Rig::new(false, Backoff::new(5, 900)).await;
     let upsert = |id: &str, client: &str, updated_at: &str, title: &str| {
@@ -282,29 +294,29 @@ async fn equal_versions_from_two_clients_converge_on_one_winner_and_a_replay_sta
         (
             "n1",
             [
-                ("laptop", "2026-11-27T09:00:00Z", "late", Applied),
+                ("laptop", "2026-11-27T09:00:00Z", "late", Succeeded),
                 ("phone", "2026-11-27T10:00:00+02:00", "early", Unchanged),
             ],
         ),
         (
             "n2",
             [
-                ("phone", "2026-11-27T10:00:00+02:00", "early", Applied),
-                ("laptop", "2026-11-27T09:00:00Z", "late", Applied),
+                ("phone", "2026-11-27T10:00:00+02:00", "early", Succeeded),
+                ("laptop", "2026-11-27T09:00:00Z", "late", Succeeded),
             ],
         ),
         // The same instant, written two ways: the client id decides.
         (
             "t1",
             [
-                ("client-a", "2026-11-27T09:00:00Z", "from a", Applied),
-                ("client-b", "2026-11-27T09:00:00.000Z", "from b", Applied),
+                ("client-a", "2026-11-27T09:00:00Z", "from a", Succeeded),
+                ("client-b", "2026-11-27T09:00:00.000Z", "from b", Succeeded),
             ],
         ),
         (
             "t2",
             [
-                ("client-b", "2026-11-27T09:00:00.000Z", "from b", Applied),
+                ("client-b", "2026-11-27T09:00:00.000Z", "from b", Succeeded),
                 ("client-a", "2026-11-27T09:00:00Z", "from a", Unchanged),
             ],
         ),
@@ -407,7 +419,7 @@ async fn a_letter_larger_than_the_dlq_allows_drops_attributes_and_is_sent() {
         .send()
         .await
         .unwrap();
-    let queues = SqsQueues::new(rig.sqs.clone(), &rig.queues.dlq_url).with_max_message_bytes(limit);
+    let queues = rig.queues(&rig.queues.dlq_url).with_max_message_bytes(limit);
     rig.engine = Engine::new(rig.engine.settings().clone(), queues);
     let body = format!("not json {}", "x".repeat(limit - 100));
     send(&rig.sqs, &rig.queues.url, &[(body.as_str(), None)]).await;
@@ -417,4 +429,34 @@ async fn a_letter_larger_than_the_dlq_allows_drops_attributes_and_is_sent() {
     assert_eq!(letter.body(), Some(body.as_str()), "the body is never cut");
     assert_eq!(attribute(letter, attribute::ERROR_KIND), "invalid_json");
     assert!(letter.message_attributes().unwrap().get(attribute::ERROR_REASON).is_none(), "dropped first");
+}
+
+/// A dead letter keeps the source message's own attributes (an owner set by its sender, say),
+/// so a redrive by resending replays the message whole; the engine's names stay its own.
+#[tokio::test]
+async fn a_dead_letter_carries_the_source_messages_own_attributes_through_sqs() {
+    use aws_sdk_sqs::types::MessageAttributeValue;
+    let rig = Rig::new(false, Backoff::new(5, 900)).await;
+    let string = |v: &str| MessageAttributeValue::builder().data_type("String").string_value(v).build().unwrap();
+    rig.sqs
+        .send_message()
+        .queue_url(&rig.queues.url)
+        .message_body("not json")
+        .message_attributes("owner", string("alice"))
+        .message_attributes("error_kind", string("forged"))
+        .message_attributes(
+            "priority",
+            MessageAttributeValue::builder().data_type("Number").string_value("3").build().unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (failed, messages) = rig.process(1).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(Record::from_message(&messages[0], &rig.queues.arn).message_attribute("owner"), Some("alice"));
+    let letter = &rig.dead_letters(1).await[0];
+    assert_eq!(attribute(letter, "owner"), "alice");
+    let priority = &letter.message_attributes().unwrap()["priority"];
+    assert_eq!((priority.data_type(), priority.string_value()), ("Number", Some("3")), "its data type kept");
+    assert_eq!(attribute(letter, attribute::ERROR_KIND), "invalid_json", "the engine's attribute wins");
 }

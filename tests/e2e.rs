@@ -12,7 +12,7 @@ use common::proxy::Mode;
 use common::system::{System, eventually};
 use common::{note, receive_n};
 use serde_json::Value;
-use sqs_partial_batch::attribute;
+use sqs_partial_batch::queue::attribute;
 
 /// Asserts the ledger and prints it with the test's wall time. `stored` counts the messages
 /// whose change is in the table.
@@ -134,14 +134,14 @@ async fn a_store_outage_shorter_than_the_retry_budget_loses_nothing_and_dead_let
     system.send(&bodies).await;
     let mut consumer = system.start_consumer();
     eventually("every note failed at least once", Duration::from_secs(60), || async {
-        system.events("outcome").iter().filter(|o| o["outcome"] == "retry").count() >= 20
+        system.events("outcome").iter().filter(|o| o["outcome"] == "transient").count() >= 20
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     system.store.set(Mode::Up);
     eventually("every note stored", Duration::from_secs(60), || async { system.stored_count().await == 20 }).await;
     assert_eq!(consumer.terminate(), Some(0));
-    let retried = system.events("outcome").iter().filter(|o| o["outcome"] == "retry").count();
+    let retried = system.events("outcome").iter().filter(|o| o["outcome"] == "transient").count();
     eprintln!("retries during the outage: {retried}");
     assert_eq!(system.depth(system.resources.str("dlq_url")).await, 0);
     ledger(&system, 20, system.stored_count().await, started).await;
@@ -228,7 +228,7 @@ async fn fifo_per_group_order_of_stored_versions_survives_failures() {
 
     // The order in which each group's versions were applied, from the consumer's own log.
     let lines = system.logs.lock().unwrap().clone();
-    assert!(lines.iter().any(|l| l["outcome"] == "retry"), "the store never failed: the test proved nothing");
+    assert!(lines.iter().any(|l| l["outcome"] == "transient"), "the store never failed: the test proved nothing");
     let received = common::receive_n(&system.sqs, system.resources.str("queue_url"), 1, Duration::from_secs(1)).await;
     assert!(received.is_empty());
     let mut applied: BTreeMap<String, Vec<u64>> = BTreeMap::new();

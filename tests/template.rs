@@ -589,7 +589,7 @@ fn every_dashboard_metric_exists_with_dimensions_that_resolve_to_this_stack() {
                 parts[2..].chunks(2).map(|d| (d[0].as_str().expect("dimension name"), d[1])).collect();
             if placeholder(namespace) == Some(namespace_param) {
                 assert!(
-                    sqs_partial_batch::METRIC_NAMES.contains(&name),
+                    sqs_partial_batch::metrics::NAMES.contains(&name),
                     "{id} / {title}: the consumer writes no EMF metric {name}"
                 );
                 assert_eq!(dimensions.keys().copied().collect::<Vec<_>>(), ["FunctionName"], "{title}: {name}");

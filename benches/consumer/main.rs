@@ -2,10 +2,10 @@
 //! 1,000 and 10,000 records × three cases, measured side by side in one run:
 //!
 //! - (a) the naive floor ([`naive`]): owned `SqsEvent` + `join_all` + response;
-//! - (b) the consumer as deployed: `Batch::parse` + `Engine::process` with `NotesHandler` over
-//!   an in-memory store and no-op queue calls, its log lines and EMF written through the
-//!   engine's `LogSink` on stdout, as `src/bin/consumer.rs` sets it up, to a real file
-//!   descriptor (fd 1 is `/dev/null`, opened as a file, while measuring);
+//! - (b) the consumer as deployed: `Engine::invoke` (the entry point `src/bin/consumer.rs`
+//!   calls) with `NotesHandler` over the in-memory store and the recording queue fake, its log
+//!   lines and EMF written through the engine's `LogSink` on stdout, as the consumer sets it
+//!   up, to a real file descriptor (fd 1 is `/dev/null`, opened as a file, while measuring);
 //! - (c) the same engine without a log sink and without a tracing subscriber.
 //!
 //! It ends by printing one table (µs per record, medians, and the ratios b/a and c/a) and the
@@ -23,9 +23,10 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, SamplingMode};
 use notes_sync::notes::NotesHandler;
-use sqs_partial_batch::{Batch, Engine, LogSink, Settings, deadline_from_epoch_ms};
+use notes_testing::{MemoryStore, RecordingQueues};
+use sqs_partial_batch::{Engine, LogSink, Settings};
 use tokio::runtime::Runtime;
-use workload::{Case, MemoryStore, NoQueues};
+use workload::{Case, FLAKY_PREFIX};
 
 const SIZES: [usize; 3] = [10, 1_000, 10_000];
 
@@ -52,13 +53,13 @@ impl Consumer {
 type Handler = NotesHandler<MemoryStore>;
 
 fn fresh_handler() -> Handler {
-    NotesHandler::new(MemoryStore::default())
+    NotesHandler::new(MemoryStore::failing_ids_starting_with(FLAKY_PREFIX))
 }
 
 struct Bench {
     runtime: Runtime,
-    deployed: Engine<NoQueues>,
-    logs_off: Engine<NoQueues>,
+    deployed: Engine<RecordingQueues>,
+    logs_off: Engine<RecordingQueues>,
 }
 
 impl Bench {
@@ -68,9 +69,18 @@ impl Bench {
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
         Self {
             runtime,
-            deployed: Engine::new(Settings::default(), NoQueues).with_log(LogSink::new(std::io::stdout())),
-            logs_off: Engine::new(Settings::default(), NoQueues),
+            deployed: Engine::new(Settings::default(), RecordingQueues::default())
+                .with_log(LogSink::new(std::io::stdout())),
+            logs_off: Engine::new(Settings::default(), RecordingQueues::default()),
         }
+    }
+
+    /// A fresh handler (a fresh store), the queue fakes' records forgotten: done outside the
+    /// timing, so that no iteration pays for the ones before it.
+    fn fresh(&self) -> Handler {
+        self.deployed.queues().clear();
+        self.logs_off.queues().clear();
+        fresh_handler()
     }
 
     /// One invocation: event text in, response text out. `handler` holds a fresh store.
@@ -85,12 +95,10 @@ impl Bench {
         }
     }
 
-    fn consume(&self, engine: &Engine<NoQueues>, payload: &str, handler: &Handler) -> String {
+    fn consume(&self, engine: &Engine<RecordingQueues>, payload: &str, handler: &Handler) -> String {
         self.runtime.block_on(async {
-            let batch = Batch::parse(payload).expect("an SQS event");
             // The relative form of a Lambda deadline: 15 minutes from now.
-            let deadline = deadline_from_epoch_ms(900_000);
-            let response = engine.process(&batch, deadline, handler).await.response().expect("a response");
+            let response = engine.invoke(payload, 900_000, handler).await.expect("a response");
             serde_json::to_string(&response).expect("a response serialises")
         })
     }
@@ -203,7 +211,7 @@ fn main() {
                 group.bench_function(consumer.id(), |b| {
                     // The handler (and its store) is built and dropped outside the timing.
                     b.iter_batched(
-                        fresh_handler,
+                        || bench.fresh(),
                         |handler| (bench.run(consumer, &payload, &handler), handler),
                         batch_size,
                     )

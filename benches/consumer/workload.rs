@@ -1,13 +1,9 @@
 //! The bench's inputs: SQS events as Lambda delivers them (every attribute, ~1.3 KB per
-//! record around a ~300-byte note message), the three cases, an in-memory note store that
-//! fails the notes a case marks as flaky, and queue calls that do nothing.
+//! record around a ~300-byte note message), and the three cases. The store is the tests' one
+//! in-memory store, failing the notes a case marks as flaky; the queue calls are the tests'
+//! recording fake.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
-use notes_sync::notes::{NoteMessage, NoteStore, StoreError, Written};
 use serde_json::json;
-use sqs_partial_batch::{DeadLetter, QueueError, QueueOps, VisibilityChange};
 
 /// Note ids with this prefix fail in the store (transiently), in every consumer measured.
 pub const FLAKY_PREFIX: &str = "flaky-";
@@ -113,50 +109,4 @@ pub fn event(case: Case, n: usize) -> String {
 /// The message ids the response must list as failed for `case` with `n` records.
 pub fn expected_failures(case: Case, n: usize) -> usize {
     (0..n).filter(|&i| case.is_flaky(i)).count()
-}
-
-/// Keeps the newest version per note id, like the DynamoDB store's conditional write;
-/// fails flaky notes as a throttled or unreachable store would.
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    versions: Mutex<HashMap<String, u64>>,
-}
-
-impl NoteStore for MemoryStore {
-    async fn apply(&self, message: &NoteMessage<'_>) -> Result<Written, StoreError> {
-        let note = &message.note;
-        if note.id.starts_with(FLAKY_PREFIX) {
-            return Err(StoreError("ProvisionedThroughputExceededException: rate exceeded".into()));
-        }
-        let mut versions = self.versions.lock().expect("store lock");
-        match versions.get_mut(note.id.as_ref()) {
-            Some(v) if *v >= note.version => Ok(Written::Stale),
-            Some(v) => {
-                *v = note.version;
-                Ok(Written::Applied)
-            }
-            None => {
-                versions.insert(note.id.to_string(), note.version);
-                Ok(Written::Applied)
-            }
-        }
-    }
-}
-
-/// Queue calls that succeed without doing anything: the bench measures the consumer, not SQS.
-#[derive(Debug, Default)]
-pub struct NoQueues;
-
-impl QueueOps for NoQueues {
-    async fn dead_letter(&self, _letter: &DeadLetter<'_>) -> Result<(), QueueError> {
-        Ok(())
-    }
-
-    async fn change_visibility(
-        &self,
-        _queue_url: &str,
-        _changes: &[VisibilityChange<'_>],
-    ) -> Result<Vec<(String, String)>, QueueError> {
-        Ok(Vec::new())
-    }
 }

@@ -20,7 +20,9 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use notes_sync::config::{Config, MARGIN_CONFLICT, vars};
 use notes_sync::notes::{DynamoNoteStore, NotesHandler};
 use serde_json::value::RawValue;
-use sqs_partial_batch::{Batch, Engine, LogSink, PollError, PollOptions, SqsQueues, deadline_from_epoch_ms, poll};
+use sqs_partial_batch::poll::{PollError, PollOptions, poll};
+use sqs_partial_batch::queue::SqsQueues;
+use sqs_partial_batch::{Engine, LogSink};
 
 /// Applies note changes from SQS to DynamoDB. Configured by environment variables
 /// (TABLE_NAME and DLQ_URL required; see README.md).
@@ -82,7 +84,9 @@ async fn run(mode: Mode) -> anyhow::Result<()> {
         .load()
         .await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queues = SqsQueues::new(sqs.clone(), config.dlq_url).with_max_message_bytes(config.dlq_max_message_bytes);
+    let queues = SqsQueues::new(sqs.clone(), config.dlq_url)
+        .with_max_message_bytes(config.dlq_max_message_bytes)
+        .with_endpoint(config.sqs_endpoint);
     // The engine's own lines (one per record, buffered per batch) and its EMF go to stdout,
     // where Lambda's log capture reads them; tracing writes the rest there too.
     let engine = Engine::new(config.settings, queues).with_log(LogSink::new(std::io::stdout()));
@@ -91,13 +95,11 @@ async fn run(mode: Mode) -> anyhow::Result<()> {
     match mode {
         Mode::Lambda => {
             // The payload arrives as raw JSON so that records can borrow from it.
-            lambda_runtime::run(service_fn(|event: LambdaEvent<Box<RawValue>>| {
-                let (engine, handler) = (&engine, &handler);
-                async move {
-                    let batch = Batch::parse(event.payload.get())?;
-                    let deadline = deadline_from_epoch_ms(event.context.deadline);
-                    Ok::<_, lambda_runtime::Error>(engine.process(&batch, deadline, handler).await.response()?)
-                }
+            let (engine, handler) = (&engine, &handler);
+            lambda_runtime::run(service_fn(|event: LambdaEvent<Box<RawValue>>| async move {
+                Ok::<_, lambda_runtime::Error>(
+                    engine.invoke(event.payload.get(), event.context.deadline, handler).await?,
+                )
             }))
             .await
             .map_err(|e| anyhow::anyhow!(e))

@@ -22,7 +22,7 @@ use aws_sdk_sqs::types::{
 use serde::Serialize;
 
 use super::error_chain;
-use sqs_partial_batch::attribute;
+use sqs_partial_batch::queue::attribute;
 
 /// How long a peek hides the messages it has seen (until it releases them): long enough to
 /// read a large DLQ without meeting the first messages again.

@@ -139,9 +139,9 @@ impl<'a> NoteMessage<'a> {
                 Ok(_) => Invalid::Shape("the message must be a JSON object".into()),
             });
         }
-        let message: Self = json::parse(body).map_err(|e| match e.category {
-            serde_json::error::Category::Data => Invalid::Shape(excerpt_quoted(&e.message)),
-            _ => Invalid::Json(excerpt_quoted(&e.message)),
+        let message: Self = json::parse(body).map_err(|e| match e.category() {
+            serde_json::error::Category::Data => Invalid::Shape(excerpt_quoted(&e.to_string())),
+            _ => Invalid::Json(excerpt_quoted(&e.to_string())),
         })?;
         message.validate()?;
         Ok(message)

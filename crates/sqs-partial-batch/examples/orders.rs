@@ -1,5 +1,5 @@
-//! Order events through the engine, without AWS: a handler for a message type that is not
-//! notes, a [`QueueOps`] that prints what it would send, and one SQS event from a file.
+//! Order events through the engine, without AWS: a handler for orders, a [`QueueOps`] that
+//! prints what it would send, and one SQS event from a file.
 //!
 //! ```sh
 //! cargo run -p sqs-partial-batch --example orders -- crates/sqs-partial-batch/examples/orders-event.json
@@ -10,13 +10,10 @@
 
 use std::io::Write;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use serde::Deserialize;
-use sqs_partial_batch::{
-    Ack, Batch, DeadLetter, Engine, LogSink, QueueError, QueueOps, RecordError, Settings, VisibilityChange, attribute,
-    handler_fn,
-};
+use sqs_partial_batch::queue::{DeadLetter, QueueError, QueueOps, VisibilityChange, attribute};
+use sqs_partial_batch::{Ack, Engine, LogSink, RecordError, Settings, handler_fn};
 
 /// The message this example's producer sends.
 #[derive(Debug, Deserialize)]
@@ -44,11 +41,11 @@ impl QueueOps for PrintedQueues {
 
     async fn change_visibility(
         &self,
-        queue_url: &str,
+        source_queue_arn: &str,
         changes: &[VisibilityChange<'_>],
     ) -> Result<Vec<(String, String)>, QueueError> {
         for change in changes {
-            eprintln!("visibility: {} hidden {} s on {queue_url}", change.message_id, change.seconds);
+            eprintln!("visibility: {} hidden {} s on {source_queue_arn}", change.message_id, change.seconds);
         }
         Ok(Vec::new())
     }
@@ -58,7 +55,6 @@ impl QueueOps for PrintedQueues {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args().nth(1).ok_or("usage: orders <sqs-event.json>")?;
     let event = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-    let batch = Batch::parse(&event)?;
 
     // The sink for accepted orders: stdout, one line each. A warehouse that is "down" for a
     // SKU stands for a dependency failing: those orders are retried with backoff.
@@ -76,14 +72,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let line = serde_json::json!({ "shipped": order.id, "sku": order.sku, "quantity": order.quantity });
             writeln!(shipped.lock().expect("stdout"), "{line}").map_err(RecordError::transient)?;
-            Ok(Ack::Applied)
+            Ok(Ack::Succeeded)
         }
     });
 
     let settings = Settings::default().with_metrics("Orders", "orders-example");
     let engine = Engine::new(settings, PrintedQueues).with_log(LogSink::new(std::io::stderr()));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let report = engine.process(&batch, deadline, &handler).await;
-    println!("{}", serde_json::to_string(&report.response()?)?);
+    // The deadline as Lambda gives it, here in its relative form: 30 s from now.
+    let response = engine.invoke(&event, 30_000, &handler).await?;
+    println!("{}", serde_json::to_string(&response)?);
     Ok(())
 }

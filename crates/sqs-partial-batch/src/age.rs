@@ -1,21 +1,21 @@
 //! How late records are processed: per batch, the age of its oldest and of its median record
-//! when the batch starts, from SQS's `SentTimestamp` (milliseconds since the epoch). For a note
-//! app this is the delay a user feels between saving a note and it being applied. Records
-//! without a readable `SentTimestamp` are skipped, never guessed.
+//! when the batch starts, from SQS's `SentTimestamp` (milliseconds since the epoch): how long a
+//! message waited between its send and its processing. Records without a readable
+//! `SentTimestamp` are skipped, never guessed.
 
 /// The ages of a batch's records at processing time, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct MessageAges {
     /// The oldest record's age.
-    pub max_ms: u64,
+    pub(crate) max_ms: u64,
     /// The median age, by the nearest-rank method (of an even count, the lower middle).
-    pub p50_ms: u64,
+    pub(crate) p50_ms: u64,
 }
 
 impl MessageAges {
     /// The ages of records sent at `sent_ms` (epoch ms), seen at `now_ms`; `None` when no record
     /// says when it was sent. A send time after `now_ms` (clock skew) counts as age 0.
-    pub fn of(sent_ms: impl IntoIterator<Item = u64>, now_ms: u64) -> Option<Self> {
+    pub(crate) fn of(sent_ms: impl IntoIterator<Item = u64>, now_ms: u64) -> Option<Self> {
         let mut ages: Vec<u64> = sent_ms.into_iter().map(|sent| now_ms.saturating_sub(sent)).collect();
         // Linear, not a sort: this runs on every batch, up to 10,000 records.
         let max_ms = ages.iter().copied().max()?;

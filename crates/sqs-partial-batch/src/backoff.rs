@@ -1,11 +1,10 @@
-//! Exponential backoff with jitter, expressed as an SQS visibility timeout.
+//! The delay before a failed record's next delivery, in one place: exponential backoff with
+//! jitter from SQS's own receive count, never past the 12 hours SQS allows from the receive.
 //!
 //! SQS counts deliveries (`ApproximateReceiveCount`), so the engine needs no state of its own:
 //! the n-th failed delivery hides the message for about `base * 2^(n-1)` seconds, capped.
 
-/// SQS refuses a visibility timeout above 12 hours.
-/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html>
-pub const MAX_VISIBILITY_SECONDS: u32 = 43_200;
+use std::time::Duration;
 
 /// The backoff policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,10 +14,14 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// The longest visibility timeout SQS accepts: 12 hours.
+    /// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html>
+    pub const MAX_SECONDS: u32 = 43_200;
+
     /// A policy from its base and cap, both in seconds. The cap is clamped to what SQS
-    /// accepts and the base to the cap.
+    /// accepts ([`Backoff::MAX_SECONDS`]) and the base to the cap.
     pub fn new(base_seconds: u32, max_seconds: u32) -> Self {
-        let max_seconds = max_seconds.min(MAX_VISIBILITY_SECONDS);
+        let max_seconds = max_seconds.min(Self::MAX_SECONDS);
         Self { base_seconds: base_seconds.min(max_seconds), max_seconds }
     }
 
@@ -48,6 +51,24 @@ impl Backoff {
     }
 }
 
+/// Seconds kept off the 12-hour limit besides the time the batch has taken: SQS counts the 12
+/// hours from the receive, and Lambda's batching window (at most 300 s) and the deadline
+/// margin (at most 60 s) may lie between that receive and the visibility call.
+pub(crate) const VISIBILITY_SLACK_SECONDS: u32 = 360;
+
+/// The longest visibility SQS still accepts `elapsed` after the batch started.
+pub(crate) fn visibility_cap(elapsed: Duration) -> u32 {
+    let elapsed = u32::try_from(elapsed.as_secs()).unwrap_or(u32::MAX).saturating_add(1);
+    Backoff::MAX_SECONDS.saturating_sub(VISIBILITY_SLACK_SECONDS).saturating_sub(elapsed)
+}
+
+/// The next delay of a record that failed at `receive_count`, `elapsed` after the batch
+/// started: its own backoff, or the delay it must share with others (a FIFO group returns
+/// whole), within what SQS still accepts.
+pub(crate) fn next_delay(backoff: &Backoff, receive_count: u32, shared: Option<u32>, elapsed: Duration) -> u32 {
+    shared.unwrap_or_else(|| backoff.delay(receive_count)).min(visibility_cap(elapsed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,7 +95,21 @@ mod tests {
     #[test]
     fn the_cap_is_clamped_to_the_sqs_maximum_of_twelve_hours() {
         let backoff = Backoff::new(60, 1_000_000);
-        assert_eq!(backoff.ceiling(u32::MAX), MAX_VISIBILITY_SECONDS);
-        assert!(backoff.delay(40) <= MAX_VISIBILITY_SECONDS);
+        assert_eq!(backoff.ceiling(u32::MAX), Backoff::MAX_SECONDS);
+        assert!(backoff.delay(40) <= Backoff::MAX_SECONDS);
+    }
+
+    #[test]
+    fn a_delay_leaves_the_slack_and_the_time_already_taken_off_twelve_hours() {
+        let backoff = Backoff::new(43_200, 43_200);
+        let limit = Backoff::MAX_SECONDS - VISIBILITY_SLACK_SECONDS;
+        for _ in 0..100 {
+            let delay = next_delay(&backoff, 1, None, Duration::ZERO);
+            assert!((Backoff::MAX_SECONDS / 2..limit).contains(&delay), "{delay}");
+        }
+        assert!(next_delay(&backoff, 9, None, Duration::from_secs(20_000)) <= limit - 20_000);
+        assert_eq!(next_delay(&backoff, 9, Some(7), Duration::ZERO), 7, "a shared delay is kept");
+        assert_eq!(next_delay(&backoff, 9, Some(limit), Duration::from_secs(100)), limit - 101, "and capped");
+        assert_eq!(visibility_cap(Duration::from_secs(u64::MAX)), 0);
     }
 }

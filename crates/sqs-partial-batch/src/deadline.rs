@@ -23,7 +23,7 @@ pub(crate) fn now_epoch_ms() -> u64 {
 }
 
 #[cfg(test)]
-mod deadline_tests {
+mod tests {
     use super::*;
 
     fn epoch_ms() -> u64 {

@@ -6,8 +6,9 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer};
 
+/// A string borrowed from the input unless it has escapes.
 #[derive(Deserialize)]
-struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+pub(crate) struct Borrowed<'a>(#[serde(borrow)] pub(crate) Cow<'a, str>);
 
 /// Deserializes an optional string, borrowing it from the input unless it has escapes.
 ///
@@ -19,20 +20,51 @@ pub fn option_cow<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<C
 }
 
 /// A parse error that names the JSON path where reading stopped.
+///
+/// Its message is `path: error` for data of the wrong shape (the error alone for a syntax
+/// error, whose position says where). As with `serde_path_to_error`, whose path it reports,
+/// the parser's error is part of that message, so [`source`](std::error::Error::source) is
+/// that error's own source.
 #[derive(Debug)]
 pub struct PathError {
-    /// `path: error` for data of the wrong shape, else the error with its position.
-    pub message: String,
+    path: Option<String>,
+    error: serde_json::Error,
+}
+
+impl PathError {
+    /// Where the data was of the wrong shape (`Records[0].messageId`); `None` for a syntax
+    /// error, an early end of input, or a document wrong as a whole.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
     /// Syntax, end of input, or data of the wrong shape.
-    pub category: serde_json::error::Category,
+    pub fn category(&self) -> serde_json::error::Category {
+        self.error.classify()
+    }
+}
+
+impl std::fmt::Display for PathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(path) = &self.path {
+            write!(f, "{path}: ")?;
+        }
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for PathError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.error)
+    }
 }
 
 /// Parses `text` as a `T`, borrowing from it, and rejects trailing characters.
 ///
 /// Valid input takes serde_json's plain path; only input that fails is read again with
-/// `serde_path_to_error`, whose path tracking allocates a segment per key and cost about a
-/// quarter of the engine's time per record (issue 10, `perf` on the bench). Both paths accept
-/// and refuse exactly the same input: the second only adds the path to the error.
+/// `serde_path_to_error`, whose path tracking allocates a segment per key: about a quarter of
+/// the engine's time per record when every input paid for it (`perf` on the consumer bench).
+/// Both paths accept and refuse exactly the same input: the second only adds the path.
 pub fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, PathError> {
     if let Ok(value) = serde_json::from_str(text) {
         return Ok(value);
@@ -45,15 +77,33 @@ fn parse_tracked<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, PathError> 
     let mut de = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        let category = inner.classify();
+        let error = e.into_inner();
         // A path says where the data was wrong; for a syntax error the position says it.
-        let message = match category {
-            serde_json::error::Category::Data if path != "." => format!("{path}: {inner}"),
-            _ => inner.to_string(),
-        };
-        PathError { message, category }
+        let path = (error.classify() == serde_json::error::Category::Data && path != ".").then_some(path);
+        PathError { path, error }
     })?;
-    de.end().map_err(|e| PathError { message: e.to_string(), category: e.classify() })?;
+    de.end().map_err(|error| PathError { path: None, error })?;
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)] // read only to be refused
+    struct Shape {
+        items: Vec<u32>,
+    }
+
+    #[test]
+    fn a_path_error_names_where_the_data_was_wrong_and_is_an_error() {
+        let err = parse::<Shape>(r#"{"items":[1,"x"]}"#).unwrap_err();
+        assert_eq!(err.path(), Some("items[1]"));
+        assert_eq!(err.category(), serde_json::error::Category::Data);
+        assert!(err.to_string().starts_with("items[1]: invalid type: string \"x\", expected u32"), "{err}");
+        let err: Box<dyn std::error::Error> = Box::new(parse::<Shape>("{").unwrap_err());
+        assert!(err.to_string().contains("EOF while parsing an object"), "{err}");
+        assert!(parse::<Shape>(r#"{"items":[]} x"#).unwrap_err().path().is_none(), "trailing characters");
+    }
 }

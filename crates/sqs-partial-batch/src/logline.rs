@@ -1,29 +1,24 @@
-//! One JSON log line, written field by field into a `String`: the shape of tracing-subscriber's
-//! flattened JSON lines (`timestamp`, `level`, `event`, the fields, `message`), at a fraction of
-//! their cost. Formatting through tracing-subscriber's JSON layer was more than half of a
-//! record's cost (notes-sync issue 10: UTF-8 checks of its own output, `fmt` plumbing, serde
-//! escaping).
+//! One JSON log line, written field by field into a batch's buffer: the shape of
+//! tracing-subscriber's flattened JSON lines (`timestamp`, `level`, `event`, the fields,
+//! `message`), at a fraction of their cost. Formatting through tracing-subscriber's JSON layer
+//! was more than half of a record's cost in the consumer bench (UTF-8 checks of its own
+//! output, `fmt` plumbing, serde escaping, one allocation and one write per line).
 
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A line being written; [`Line::end`] closes it with its newline.
-pub(crate) struct Line(String);
+/// A line being written into a buffer; [`Line::end`] closes it with its newline.
+pub(crate) struct Line<'b>(&'b mut String);
 
-impl Line {
-    /// `{"timestamp":"…","level":"…","event":"…"`, stamped now.
-    pub(crate) fn start(level: &str, event: &str) -> Self {
-        Self::start_at(SystemTime::now(), level, event)
-    }
-
-    pub(crate) fn start_at(now: SystemTime, level: &str, event: &str) -> Self {
-        let mut text = String::with_capacity(192);
-        text.push_str("{\"timestamp\":\"");
-        push_timestamp(&mut text, now);
-        text.push_str("\",\"level\":\"");
-        text.push_str(level);
-        text.push('"');
-        let mut line = Self(text);
+impl<'b> Line<'b> {
+    /// `{"timestamp":"<stamp>","level":"…","event":"…"`, with `stamp` from [`timestamp`].
+    pub(crate) fn start(out: &'b mut String, stamp: &str, level: &str, event: &str) -> Self {
+        out.push_str("{\"timestamp\":\"");
+        out.push_str(stamp);
+        out.push_str("\",\"level\":\"");
+        out.push_str(level);
+        out.push('"');
+        let mut line = Self(out);
         line.str("event", event);
         line
     }
@@ -31,7 +26,7 @@ impl Line {
     /// A string field, escaped.
     pub(crate) fn str(&mut self, key: &str, value: &str) -> &mut Self {
         self.key(key);
-        push_json_string(&mut self.0, value);
+        push_json_string(self.0, value);
         self
     }
 
@@ -56,10 +51,9 @@ impl Line {
         self.0.push_str("\":");
     }
 
-    /// The finished line, with its newline.
-    pub(crate) fn end(mut self) -> String {
+    /// Closes the line, with its newline.
+    pub(crate) fn end(self) {
         self.0.push_str("}\n");
-        self.0
     }
 }
 
@@ -86,7 +80,7 @@ pub(crate) fn push_json_string(out: &mut String, value: &str) {
 }
 
 /// RFC 3339 in UTC with milliseconds, `2026-11-30T22:08:13.123Z`.
-pub(crate) fn push_timestamp(out: &mut String, now: SystemTime) {
+pub(crate) fn timestamp(now: SystemTime) -> String {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
@@ -100,14 +94,13 @@ pub(crate) fn push_timestamp(out: &mut String, now: SystemTime) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let _ = write!(
-        out,
+    format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
         since.subsec_millis()
-    );
+    )
 }
 
 #[cfg(test)]
@@ -118,11 +111,7 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339_utc_with_milliseconds_across_leap_years_and_month_ends() {
-        let at = |secs: u64, ms: u64| {
-            let mut s = String::new();
-            push_timestamp(&mut s, UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms));
-            s
-        };
+        let at = |secs: u64, ms: u64| timestamp(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms));
         assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
         assert_eq!(at(1_709_251_199, 999), "2024-02-29T23:59:59.999Z");
@@ -132,9 +121,10 @@ mod tests {
 
     #[test]
     fn every_string_is_escaped_so_the_line_stays_one_json_object() {
-        let mut line = Line::start_at(UNIX_EPOCH, "WARN", "outcome");
+        let mut text = String::new();
+        let mut line = Line::start(&mut text, &timestamp(UNIX_EPOCH), "WARN", "outcome");
         line.str("reason", "a \"quoted\" \\ back\nslash\t\u{1}é").num("n", 7).bool("b", false);
-        let text = line.end();
+        line.end();
         assert!(text.ends_with("}\n") && text.matches('\n').count() == 1, "{text}");
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["reason"], "a \"quoted\" \\ back\nslash\t\u{1}é");

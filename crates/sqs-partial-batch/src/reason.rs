@@ -2,38 +2,14 @@
 //!
 //! A reason may quote input (a parser names the unexpected value). SQS refuses attribute
 //! values with characters outside its set, so such a letter could not be sent at all and the
-//! message would lose its reason on the way to the redrive policy (issue 9, item 3). Every
-//! reason therefore passes through [`clean`]: control characters and characters SQS refuses
-//! are written as `\u{..}` escapes, and the result is cut to [`MAX_REASON_BYTES`].
+//! message would lose its reason on its way to the redrive policy. Every reason therefore
+//! passes through [`clean`]: control characters and characters SQS refuses are written as
+//! `\u{..}` escapes, and the result is cut to [`MAX_REASON_BYTES`].
 
-use std::borrow::Cow;
-use std::fmt::Write;
+use crate::charset::sqs_accepts;
 
 /// The longest reason kept, in bytes: it always fits in a message attribute and a log line.
 pub const MAX_REASON_BYTES: usize = 1024;
-
-/// Whether SQS accepts `c` in a message body or attribute value: `#x9 | #xA | #xD |
-/// [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]`.
-/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>
-pub fn sqs_accepts(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
-}
-
-/// `text` with every character SQS refuses escaped; borrowed when nothing needed escaping.
-pub fn sqs_text(text: &str) -> Cow<'_, str> {
-    if text.chars().all(sqs_accepts) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if sqs_accepts(c) {
-            out.push(c);
-        } else {
-            let _ = write!(out, "\\u{{{:x}}}", c as u32);
-        }
-    }
-    Cow::Owned(out)
-}
 
 /// A reason fit for a log line and a dead-letter attribute: one line, control and refused
 /// characters escaped, at most [`MAX_REASON_BYTES`] bytes (cut on a character boundary,
@@ -76,8 +52,6 @@ mod tests {
         assert_eq!(clean("\u{FFFE}\u{1b}"), "\\u{fffe}\\u{1b}");
         assert_eq!(clean("emoji 🎉 ok"), "emoji 🎉 ok");
         assert!(clean("x\u{0}").chars().all(sqs_accepts));
-        assert_eq!(sqs_text("a\u{0}b"), "a\\u{0}b");
-        assert!(matches!(sqs_text("fine\n"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! The engine's settings: every default in one place, [`Settings::default`], changed with the
-//! `with_` methods (an application reads its own configuration and passes it in).
+//! The engine's policy: every default in one place, [`Settings::default`], changed only
+//! through the `with_` methods, which keep every value in range (an application reads its own
+//! configuration and passes it in). How the queues are reached (an emulator's endpoint, the
+//! dead-letter queue) is the queue operations' business, not a setting.
 
 use std::time::Duration;
 
-use super::backoff::Backoff;
-use super::report::LogSuccesses;
+pub use crate::backoff::Backoff;
 
 /// Why a deadline margin must be shorter than the time a batch has (the function timeout in
 /// Lambda, the visibility timeout when polling): otherwise every record is cut before it runs.
@@ -21,46 +22,43 @@ pub enum FifoMode {
     Batch,
 }
 
+/// Whether a successful record gets its log line. A failure always does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogSuccesses {
+    /// One line per successful record: the default.
+    Each,
+    /// No line for a success; the batch's metrics still count it.
+    None,
+}
+
 /// The engine's settings. Start from [`Settings::default`] and change what differs:
 ///
 /// ```
 /// use std::time::Duration;
-/// use sqs_partial_batch::{Backoff, Settings};
+/// use sqs_partial_batch::Settings;
+/// use sqs_partial_batch::settings::Backoff;
 ///
 /// let settings = Settings::default()
 ///     .with_max_receive_count(3)
 ///     .with_backoff(Backoff::new(2, 60))
 ///     .with_deadline_margin(Duration::from_millis(500))
 ///     .with_metrics("Orders", "orders-consumer");
-/// assert_eq!(settings.max_concurrency, 16);
+/// assert_eq!(settings.max_concurrency(), 16);
+/// assert_eq!(Settings::default().with_max_concurrency(0).max_concurrency(), 1, "kept in range");
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Settings {
-    /// The source queue's `maxReceiveCount`: a failure at this receive count is the last
-    /// (default 5).
-    pub max_receive_count: u32,
-    /// Visibility backoff for transient failures (default 5 s doubling to 900 s).
-    pub backoff: Backoff,
-    /// How many records (standard queues) or message groups (FIFO) run at once (default 16).
-    pub max_concurrency: usize,
-    /// Records still running at `deadline - margin` are reported failed, so the response
-    /// reaches Lambda before its timeout (a timeout retries the whole batch). Default 2 s.
-    pub deadline_margin: Duration,
-    /// FIFO failure policy (default [`FifoMode::Group`]).
-    pub fifo_mode: FifoMode,
-    /// The outage brake: after this many transient failures in a row, records not yet started
-    /// are reported failed untried (with the same backoff). 0 turns it off; default 5.
-    pub brake_after: u32,
-    /// Endpoint override for SQS (local emulators): turns event source ARNs into queue URLs.
-    pub sqs_endpoint: Option<String>,
-    /// CloudWatch namespace of the embedded metrics (default `SqsPartialBatch`).
-    pub metrics_namespace: String,
-    /// The metrics' `FunctionName` dimension: Lambda's `AWS_LAMBDA_FUNCTION_NAME` for a
-    /// function (default `local`).
-    pub function_name: String,
-    /// Whether successful records get a log line (failures always do; default each).
-    pub log_successes: LogSuccesses,
+    max_receive_count: u32,
+    backoff: Backoff,
+    max_concurrency: usize,
+    deadline_margin: Duration,
+    fifo_mode: FifoMode,
+    brake_after: u32,
+    metrics_namespace: String,
+    function_name: String,
+    log_successes: LogSuccesses,
 }
 
 impl Default for Settings {
@@ -72,7 +70,6 @@ impl Default for Settings {
             deadline_margin: Duration::from_millis(2000),
             fifo_mode: FifoMode::Group,
             brake_after: 5,
-            sqs_endpoint: None,
             metrics_namespace: "SqsPartialBatch".to_owned(),
             function_name: "local".to_owned(),
             log_successes: LogSuccesses::Each,
@@ -81,13 +78,63 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The source queue's `maxReceiveCount`: a failure at this receive count is the last
+    /// (default 5).
+    pub fn max_receive_count(&self) -> u32 {
+        self.max_receive_count
+    }
+
+    /// Visibility backoff for transient failures (default 5 s doubling to 900 s).
+    pub fn backoff(&self) -> &Backoff {
+        &self.backoff
+    }
+
+    /// How many records (standard queues) or message groups (FIFO) run at once, and how many
+    /// visibility calls (default 16).
+    pub fn max_concurrency(&self) -> usize {
+        self.max_concurrency
+    }
+
+    /// Records still running at `deadline - margin` are reported failed, so the response
+    /// reaches Lambda before its timeout (a timeout retries the whole batch). Default 2 s.
+    pub fn deadline_margin(&self) -> Duration {
+        self.deadline_margin
+    }
+
+    /// FIFO failure policy (default [`FifoMode::Group`]).
+    pub fn fifo_mode(&self) -> FifoMode {
+        self.fifo_mode
+    }
+
+    /// The outage brake: after this many transient failures in a row, records not yet started
+    /// are reported failed untried (with the same backoff). 0 turns it off; default 5.
+    pub fn brake_after(&self) -> u32 {
+        self.brake_after
+    }
+
+    /// CloudWatch namespace of the embedded metrics (default `SqsPartialBatch`).
+    pub fn metrics_namespace(&self) -> &str {
+        &self.metrics_namespace
+    }
+
+    /// The metrics' `FunctionName` dimension: Lambda's `AWS_LAMBDA_FUNCTION_NAME` for a
+    /// function (default `local`).
+    pub fn function_name(&self) -> &str {
+        &self.function_name
+    }
+
+    /// Whether successful records get a log line (failures always do; default each).
+    pub fn log_successes(&self) -> LogSuccesses {
+        self.log_successes
+    }
+
     /// The source queue's `maxReceiveCount` (at least 1).
     pub fn with_max_receive_count(mut self, max_receive_count: u32) -> Self {
         self.max_receive_count = max_receive_count.max(1);
         self
     }
 
-    /// The backoff of transient failures.
+    /// The backoff of transient failures ([`Backoff::new`] keeps it within SQS's limit).
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
@@ -117,12 +164,6 @@ impl Settings {
         self
     }
 
-    /// The SQS endpoint of a local emulator, if any.
-    pub fn with_sqs_endpoint(mut self, endpoint: Option<String>) -> Self {
-        self.sqs_endpoint = endpoint;
-        self
-    }
-
     /// The metrics' CloudWatch namespace and `FunctionName` dimension.
     pub fn with_metrics(mut self, namespace: impl Into<String>, function_name: impl Into<String>) -> Self {
         self.metrics_namespace = namespace.into();
@@ -134,5 +175,18 @@ impl Settings {
     pub fn with_log_successes(mut self, log_successes: LogSuccesses) -> Self {
         self.log_successes = log_successes;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builder_keeps_counts_in_range_so_no_setting_can_stall_the_engine() {
+        let settings = Settings::default().with_max_concurrency(0).with_max_receive_count(0);
+        assert_eq!((settings.max_concurrency(), settings.max_receive_count()), (1, 1));
+        let backoff = Settings::default().with_backoff(Backoff::new(100_000, 1_000_000)).backoff().max_seconds();
+        assert_eq!(backoff, Backoff::MAX_SECONDS);
     }
 }

@@ -1,10 +1,10 @@
-//! Property tests: the batch invariants of [`crate::testing::check_batch`] over generated
-//! events (the fuzz targets' generator), and the store's total order. Case counts are kept
-//! small so that they run in `make test` in about a second.
+//! Property tests: the batch invariants of `sqs_partial_batch::testing::check_batch` over
+//! generated events (the fuzz targets' generator), and the store's total order. Case counts
+//! are kept small so that they run in `make test` in about a second.
 
 use proptest::prelude::*;
 
-use crate::testing::{run_scenario, scenario_from_bytes};
+use notes_testing::{run_scenario, scenario_from_bytes};
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
@@ -19,7 +19,7 @@ proptest! {
 
     #[test]
     fn arbitrary_text_as_an_event_is_refused_or_processed_never_a_panic(event in ".{0,200}") {
-        let scenario = crate::testing::Scenario { event, ..scenario_from_bytes(&[]) };
+        let scenario = notes_testing::Scenario { event, ..scenario_from_bytes(&[]) };
         prop_assert_eq!(run_scenario(&scenario), Ok(()));
     }
 
@@ -27,7 +27,7 @@ proptest! {
     fn the_change_order_is_total_so_every_replica_keeps_the_same_winner(
         changes in proptest::collection::vec((1u64..4, 0usize..4, 0usize..3), 1..8)
     ) {
-        use crate::notes::{NoteMessage, NoteStore};
+        use notes_sync::notes::{NoteMessage, NoteStore};
         const TIMES: [&str; 4] =
             ["2026-11-27T09:00:00Z", "2026-11-27T10:00:00+01:00", "2026-11-27T10:30:00+01:00", "2026-11-27T09:00:00.5Z"];
         const CLIENTS: [&str; 3] = ["a", "b", "c"];
@@ -38,7 +38,7 @@ proptest! {
         let messages: Vec<NoteMessage<'_>> = bodies.iter().map(|b| NoteMessage::parse(b).unwrap()).collect();
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let replica = |order: Vec<&NoteMessage<'_>>| runtime.block_on(async {
-            let store = crate::testing::MemoryStore::default();
+            let store = notes_testing::MemoryStore::default();
             for message in order {
                 store.apply(message).await.unwrap();
             }
@@ -46,7 +46,7 @@ proptest! {
         });
         let forward = replica(messages.iter().collect());
         let backward = replica(messages.iter().rev().collect());
-        let newest = messages.iter().filter_map(crate::notes::change_order).max().map(|(v, t, c)| (v, t, c.to_owned()));
+        let newest = messages.iter().filter_map(notes_sync::notes::change_order).max().map(|(v, t, c)| (v, t, c.to_owned()));
         prop_assert_eq!(&forward, &backward, "arrival order decided the winner");
         prop_assert_eq!(forward, newest);
     }
@@ -59,7 +59,7 @@ fn fuzz_seeds_and_regression_inputs_pass_their_targets_checks() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     type Check = fn(&[u8]) -> Result<(), String>;
     let targets: [(&str, Check); 2] =
-        [("message", crate::testing::check_message), ("engine", crate::testing::check_event)];
+        [("message", notes_testing::check_message), ("engine", notes_testing::check_event)];
     let mut checked = 0;
     for (target, check) in targets {
         for dir in ["seeds", "regressions"] {

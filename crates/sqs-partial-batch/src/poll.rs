@@ -2,24 +2,24 @@
 //! deletes what succeeded, as Lambda's event source mapping does. Failures are left to their
 //! backoff. A shutdown signal stops receiving and gives the batch in hand a short grace; what
 //! is unfinished then is cut, reported failed and comes back after its visibility.
-//!
-//! Before the first receive it checks the queue: a queue without a redrive policy would retry
-//! a failing message until retention drops it, a `maxReceiveCount` other than the engine's
-//! would mislabel the final attempt, and a deadline margin not shorter than the visibility
-//! timeout would cut every record before it ran.
+//! Before the first receive it checks the queue, and refuses one that does not fit the
+//! engine's settings ([`PollError`]).
 
 use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_sqs::config::timeout::TimeoutConfig;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use futures::FutureExt;
 use tokio::time::Instant;
 
-use super::engine::{Engine, RecordHandler};
-use super::queue::{QueueError, QueueOps};
-use super::record::{Batch, Record};
+use crate::engine::Engine;
 use crate::errors::error_chain;
+use crate::event::{Batch, Record};
+use crate::handler::RecordHandler;
+use crate::queue::QueueOps;
+pub use crate::queue_check::PollError;
+use crate::queue_check::{QueueFacts, check_queue, queue_facts};
 
 /// How long the batch in hand may still run after a shutdown signal, unless set otherwise.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -36,6 +36,9 @@ pub struct PollOptions {
     pub wait: Duration,
     /// After a shutdown signal, how long the batch in hand may still run (default 10 s).
     pub shutdown_grace: Duration,
+    /// The message attributes to receive (`MessageAttributeNames`; default `All`): what the
+    /// handler reads with `Record::message_attribute`, and what a dead letter carries.
+    pub message_attribute_names: Vec<String>,
 }
 
 impl PollOptions {
@@ -46,6 +49,7 @@ impl PollOptions {
             max_messages: 10,
             wait: Duration::from_secs(20),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            message_attribute_names: vec!["All".to_owned()],
         }
     }
 
@@ -66,6 +70,13 @@ impl PollOptions {
         self.shutdown_grace = grace;
         self
     }
+
+    /// The message attributes to receive: names, prefixes such as `owner.*`, or `All`; none
+    /// receives none.
+    pub fn with_message_attribute_names(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.message_attribute_names = names.into_iter().map(Into::into).collect();
+        self
+    }
 }
 
 /// Totals of a polling session, reported when it ends.
@@ -79,66 +90,6 @@ pub struct PollTotals {
     pub failed: usize,
     /// Messages done but whose delete SQS did not confirm: they come back, and an idempotent handler finds them done.
     pub delete_failed: usize,
-}
-
-/// The poller cannot start: the queue's attributes cannot be read, or they do not fit the
-/// engine's settings. The variants carry the values, so that an application can name its own
-/// configuration for them.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PollError {
-    /// `GetQueueAttributes` failed, or its answer lacks the queue's ARN.
-    #[error("{queue_url}: cannot read the queue's attributes")]
-    Attributes {
-        /// The source queue.
-        queue_url: String,
-        /// Why.
-        #[source]
-        source: QueueError,
-    },
-    /// Without a redrive policy a failing message is retried until retention drops it.
-    #[error(
-        "{queue_url}: the queue has no redrive policy: a message that keeps failing would be retried until its \
-         retention period drops it. Give it a RedrivePolicy to a dead-letter queue"
-    )]
-    NoRedrivePolicy {
-        /// The source queue.
-        queue_url: String,
-    },
-    /// The redrive policy's `maxReceiveCount` cannot be read.
-    #[error("{queue_url}: its RedrivePolicy has no readable maxReceiveCount: {policy}")]
-    UnreadableRedrivePolicy {
-        /// The source queue.
-        queue_url: String,
-        /// The policy, cleaned for a log line.
-        policy: String,
-    },
-    /// The queue's `maxReceiveCount` is not [`crate::Settings::max_receive_count`].
-    #[error(
-        "{queue_url}: the queue's redrive policy has maxReceiveCount={queue} but the engine's max_receive_count={engine}: \
-         set them equal, so the consumer knows which failure is the last"
-    )]
-    MaxReceiveCount {
-        /// The source queue.
-        queue_url: String,
-        /// The queue's.
-        queue: u32,
-        /// The engine's.
-        engine: u32,
-    },
-    /// The deadline margin is not shorter than the queue's visibility timeout.
-    #[error(
-        "{queue_url}: the deadline margin ({} ms) must be less than the queue's VisibilityTimeout={} s ({} ms): {}",
-        margin.as_millis(), visibility.as_secs(), visibility.as_millis(), crate::settings::MARGIN_CONFLICT
-    )]
-    MarginTooLong {
-        /// The source queue.
-        queue_url: String,
-        /// [`crate::Settings::deadline_margin`].
-        margin: Duration,
-        /// The queue's `VisibilityTimeout`.
-        visibility: Duration,
-    },
 }
 
 /// Longest pause between receive attempts while SQS is unreachable.
@@ -158,7 +109,7 @@ pub async fn poll<Q: QueueOps, H: RecordHandler>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<PollTotals, PollError> {
     let facts = queue_facts(sqs, &options.queue_url).await?;
-    check_queue(engine, &options.queue_url, &facts)?;
+    check_queue(engine.settings(), &options.queue_url, &facts)?;
     let QueueFacts { arn: queue_arn, visibility, .. } = facts;
     tracing::info!(event = "poll_start", queue_arn, visibility_s = visibility.as_secs(), "polling");
     let shutdown = Box::pin(shutdown).shared();
@@ -212,72 +163,6 @@ pub async fn poll<Q: QueueOps, H: RecordHandler>(
     Ok(totals)
 }
 
-/// What the poller needs to know about its queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct QueueFacts {
-    arn: String,
-    visibility: Duration,
-    /// The redrive policy's `maxReceiveCount`, if the queue has one.
-    max_receive_count: Option<u32>,
-}
-
-async fn queue_facts(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<QueueFacts, PollError> {
-    let unreadable = |source: QueueError| PollError::Attributes { queue_url: queue_url.to_owned(), source };
-    let out = sqs
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .attribute_names(QueueAttributeName::VisibilityTimeout)
-        .attribute_names(QueueAttributeName::RedrivePolicy)
-        .send()
-        .await
-        .map_err(|e| unreadable(QueueError::new(e)))?;
-    let attributes = out.attributes.unwrap_or_default();
-    let arn = attributes
-        .get(&QueueAttributeName::QueueArn)
-        .cloned()
-        .ok_or_else(|| unreadable(QueueError::new("no QueueArn")))?;
-    let visibility = attributes.get(&QueueAttributeName::VisibilityTimeout).and_then(|v| v.parse().ok()).unwrap_or(30);
-    let max_receive_count = match attributes.get(&QueueAttributeName::RedrivePolicy) {
-        None => None,
-        Some(policy) => Some(redrive_max_receive_count(policy).ok_or_else(|| PollError::UnreadableRedrivePolicy {
-            queue_url: queue_url.to_owned(),
-            policy: crate::reason::clean(policy),
-        })?),
-    };
-    Ok(QueueFacts { arn, visibility: Duration::from_secs(visibility), max_receive_count })
-}
-
-/// `maxReceiveCount` of a redrive policy; SQS writes it as a number or as a string.
-fn redrive_max_receive_count(policy: &str) -> Option<u32> {
-    let policy: serde_json::Value = serde_json::from_str(policy).ok()?;
-    match &policy["maxReceiveCount"] {
-        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-        serde_json::Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
-fn check_queue<Q: QueueOps>(engine: &Engine<Q>, queue_url: &str, facts: &QueueFacts) -> Result<(), PollError> {
-    let queue_url = queue_url.to_owned();
-    let settings = engine.settings();
-    match facts.max_receive_count {
-        None => return Err(PollError::NoRedrivePolicy { queue_url }),
-        Some(queue) if queue != settings.max_receive_count => {
-            return Err(PollError::MaxReceiveCount { queue_url, queue, engine: settings.max_receive_count });
-        }
-        Some(_) => {}
-    }
-    if settings.deadline_margin >= facts.visibility {
-        return Err(PollError::MarginTooLong {
-            queue_url,
-            margin: settings.deadline_margin,
-            visibility: facts.visibility,
-        });
-    }
-    Ok(())
-}
-
 async fn receive(sqs: &aws_sdk_sqs::Client, options: &PollOptions, pause: Duration) -> Result<Vec<Message>, String> {
     tokio::time::sleep(pause).await;
     // The client's attempt timeout is short (seconds) for every other call; a long poll waits
@@ -295,6 +180,7 @@ async fn receive(sqs: &aws_sdk_sqs::Client, options: &PollOptions, pause: Durati
         .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
         .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
         .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+        .set_message_attribute_names(Some(options.message_attribute_names.clone()))
         .customize()
         .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(timeouts))
         .send()
@@ -304,7 +190,7 @@ async fn receive(sqs: &aws_sdk_sqs::Client, options: &PollOptions, pause: Durati
 }
 
 /// Deletes messages in calls of at most ten; returns how many SQS confirmed. A message whose
-/// delete fails is delivered again later, and the store's version check makes that harmless.
+/// delete fails is delivered again later, where an idempotent handler finds it done.
 async fn delete(sqs: &aws_sdk_sqs::Client, queue_url: &str, messages: &[&Message]) -> usize {
     let mut deleted = 0;
     for chunk in messages.chunks(10) {
@@ -353,48 +239,6 @@ fn entry_message_id<'m>(chunk: &[&'m Message], entry_id: &str) -> &'m str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Settings;
-
-    struct NoQueues;
-
-    impl QueueOps for NoQueues {
-        async fn dead_letter(&self, _: &crate::DeadLetter<'_>) -> Result<(), crate::QueueError> {
-            unreachable!()
-        }
-        async fn change_visibility(
-            &self,
-            _: &str,
-            _: &[crate::VisibilityChange<'_>],
-        ) -> Result<Vec<(String, String)>, crate::QueueError> {
-            unreachable!()
-        }
-    }
-
-    fn facts(max_receive_count: Option<u32>, visibility_s: u64) -> QueueFacts {
-        QueueFacts { arn: "arn".into(), visibility: Duration::from_secs(visibility_s), max_receive_count }
-    }
-
-    #[test]
-    fn redrive_policies_give_their_max_receive_count_as_number_or_string() {
-        assert_eq!(redrive_max_receive_count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":5}"#), Some(5));
-        assert_eq!(redrive_max_receive_count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":"7"}"#), Some(7));
-        assert_eq!(redrive_max_receive_count(r#"{"deadLetterTargetArn":"a"}"#), None);
-    }
-
-    #[test]
-    fn a_queue_without_redrive_a_max_receive_count_mismatch_or_a_margin_too_long_is_refused() {
-        let engine = Engine::new(Settings::default(), NoQueues);
-        assert!(check_queue(&engine, "q", &facts(Some(5), 30)).is_ok());
-        let err = check_queue(&engine, "q", &facts(None, 30)).unwrap_err().to_string();
-        assert!(err.starts_with("q: the queue has no redrive policy"), "{err}");
-        let err = check_queue(&engine, "q", &facts(Some(3), 30)).unwrap_err().to_string();
-        assert!(err.contains("maxReceiveCount=3 but the engine's max_receive_count=5"), "{err}");
-        let err = check_queue(&engine, "q", &facts(Some(5), 2)).unwrap_err().to_string();
-        assert!(
-            err.contains("the deadline margin (2000 ms) must be less than the queue's VisibilityTimeout=2 s"),
-            "{err}"
-        );
-    }
 
     #[test]
     fn a_failed_delete_entry_is_named_by_its_message_id() {
@@ -402,5 +246,31 @@ mod tests {
         let chunk: Vec<&Message> = messages.iter().collect();
         assert_eq!(entry_message_id(&chunk, "1"), "m-1");
         assert_eq!(entry_message_id(&chunk, "9"), "-");
+    }
+
+    #[test]
+    fn a_received_message_becomes_a_record_with_its_attributes_borrowed() {
+        use aws_sdk_sqs::types::MessageAttributeValue;
+        let attribute =
+            |t: &str, v: &str| MessageAttributeValue::builder().data_type(t).string_value(v).build().unwrap();
+        let binary = MessageAttributeValue::builder()
+            .data_type("Binary")
+            .binary_value(aws_sdk_sqs::primitives::Blob::new([1u8]))
+            .build()
+            .unwrap();
+        let message = Message::builder()
+            .message_id("m-1")
+            .receipt_handle("rh")
+            .body("{}")
+            .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "4")
+            .message_attributes("owner", attribute("String", "alice"))
+            .message_attributes("attempt", attribute("Number", "2"))
+            .message_attributes("blob", binary)
+            .build();
+        let record = Record::from_message(&message, "arn:aws:sqs:us-east-1:1:q");
+        assert_eq!((record.id(), record.receive_count()), (Some("m-1"), 4));
+        assert_eq!(record.message_attribute("owner"), Some("alice"));
+        let names: Vec<&str> = record.message_attributes.iter().map(|a| a.name.as_ref()).collect();
+        assert_eq!(names, ["attempt", "owner"], "in name order; the binary one is not read");
     }
 }

@@ -1,15 +1,17 @@
 //! The SQS event as the engine reads it: borrowed from the invocation payload.
 //!
 //! `aws_lambda_events::SqsEvent` owns every string and keeps every attribute in a `HashMap`.
-//! The engine needs five fields per record, so it reads them straight from the payload:
-//! message ids, receipt handles and ARNs are borrowed (they never contain JSON escapes), and a
-//! body is unescaped once, into the only allocation a record costs on the happy path.
+//! The engine needs a few fields per record, so it reads them straight from the payload:
+//! message ids, receipt handles, ARNs and message attributes are borrowed (they rarely contain
+//! JSON escapes), and a body is unescaped once, into the only allocation a record costs on the
+//! happy path.
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use crate::json::{self, option_cow};
+pub use crate::attributes::{MessageAttribute, MessageAttributes};
+use crate::json::{self, PathError, option_cow};
 
 /// A batch of SQS records, borrowed from the Lambda payload it was parsed from.
 #[derive(Debug, Deserialize)]
@@ -35,6 +37,9 @@ pub struct Record<'a> {
     /// The system attributes the engine uses.
     #[serde(borrow, default)]
     pub attributes: Attributes<'a>,
+    /// The attributes the message's sender set (`messageAttributes`), string-valued ones only.
+    #[serde(borrow, default)]
+    pub message_attributes: MessageAttributes<'a>,
     /// The queue the message came from: `arn:aws:sqs:<region>:<account>:<name>`.
     #[serde(rename = "eventSourceARN", borrow, default, deserialize_with = "option_cow")]
     pub event_source_arn: Option<Cow<'a, str>>,
@@ -54,7 +59,7 @@ impl<'de> Deserialize<'de> for SqsSource {
         if source == "aws:sqs" {
             Ok(SqsSource)
         } else {
-            let excerpt = super::reason::excerpt(&source, 16);
+            let excerpt = crate::reason::excerpt(&source, 16);
             Err(serde::de::Error::custom(format_args!("expected `aws:sqs`, found `{excerpt}`")))
         }
     }
@@ -74,15 +79,34 @@ pub struct Attributes<'a> {
     pub sent_timestamp: Option<Cow<'a, str>>,
 }
 
-/// The payload was not an SQS event. The message names the JSON path where reading stopped.
-#[derive(Debug, thiserror::Error)]
-#[error("the invocation payload is not an SQS event: {0}")]
-pub struct EventError(String);
+/// The payload was not an SQS event. Its message ends with the parser's, which names the
+/// JSON path where reading stopped (the same convention as [`PathError`]'s).
+#[derive(Debug)]
+pub struct EventError(PathError);
+
+impl EventError {
+    /// Where and why reading stopped.
+    pub fn path_error(&self) -> &PathError {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for EventError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the invocation payload is not an SQS event: {}", self.0)
+    }
+}
+
+impl std::error::Error for EventError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
 
 impl<'a> Batch<'a> {
     /// Reads an SQS event from a Lambda payload, borrowing from it.
     pub fn parse(payload: &'a str) -> Result<Self, EventError> {
-        json::parse(payload).map_err(|e| EventError(e.message))
+        json::parse(payload).map_err(EventError)
     }
 
     /// Whether the records come from a FIFO queue (their source ARN ends in `.fifo`).
@@ -92,10 +116,10 @@ impl<'a> Batch<'a> {
 }
 
 impl<'a> Record<'a> {
-    #[cfg(feature = "sdk")]
     /// A record for a message received with `ReceiveMessage` (polling outside Lambda), which
     /// must have asked for the `ApproximateReceiveCount`, `MessageGroupId` and `SentTimestamp`
-    /// attributes.
+    /// system attributes, and for the message attributes the handler reads.
+    #[cfg(feature = "sdk")]
     pub fn from_message(message: &'a aws_sdk_sqs::types::Message, queue_arn: &'a str) -> Self {
         use aws_sdk_sqs::types::MessageSystemAttributeName;
         let attribute = |name| message.attributes().and_then(|a| a.get(&name)).map(|v| Cow::Borrowed(v.as_str()));
@@ -108,6 +132,7 @@ impl<'a> Record<'a> {
                 message_group_id: attribute(MessageSystemAttributeName::MessageGroupId),
                 sent_timestamp: attribute(MessageSystemAttributeName::SentTimestamp),
             },
+            message_attributes: MessageAttributes::of_message(message),
             event_source_arn: Some(Cow::Borrowed(queue_arn)),
             event_source: SqsSource,
         }
@@ -133,37 +158,51 @@ impl<'a> Record<'a> {
     pub fn sent_at_ms(&self) -> Option<u64> {
         self.attributes.sent_timestamp.as_deref().and_then(|ms| ms.parse().ok())
     }
+
+    /// The value of the string-valued message attribute `name` its sender set, if any.
+    pub fn message_attribute(&self, name: &str) -> Option<&str> {
+        self.message_attributes.get(name)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The error and its sources, as a log line or Lambda's error message shows them.
+    fn chain(err: &EventError) -> String {
+        crate::errors::error_chain(err)
+    }
+
     #[test]
-    fn bodies_with_escapes_are_unescaped_and_ids_are_borrowed() {
+    fn bodies_with_escapes_are_unescaped_and_ids_and_message_attributes_are_borrowed() {
         let payload = r#"{"Records":[{"messageId":"m-1","receiptHandle":"rh","body":"{\"a\":1}",
             "attributes":{"ApproximateReceiveCount":"3","SentTimestamp":"1"},
-            "messageAttributes":{},"eventSource":"aws:sqs","eventSourceARN":"arn:aws:sqs:us-east-1:1:q"}]}"#;
+            "messageAttributes":{"owner":{"stringValue":"alice","dataType":"String"}},
+            "eventSource":"aws:sqs","eventSourceARN":"arn:aws:sqs:us-east-1:1:q"}]}"#;
         let batch = Batch::parse(payload).unwrap();
         let record = &batch.records[0];
         assert!(matches!(record.message_id, Some(Cow::Borrowed("m-1"))));
         assert_eq!(record.body.as_deref(), Some(r#"{"a":1}"#));
         assert_eq!(record.receive_count(), 3);
+        assert_eq!(record.message_attribute("owner"), Some("alice"));
+        assert_eq!(record.message_attribute("other"), None);
         assert!(!batch.is_fifo());
     }
 
     #[test]
     fn a_payload_that_is_not_an_sqs_event_is_an_error_naming_what_is_missing() {
-        let err = Batch::parse(r#"{"httpMethod":"GET"}"#).unwrap_err().to_string();
-        assert!(err.contains("missing field `Records`"), "{err}");
-        let err = Batch::parse(r#"{"Records":[{"messageId":7}]}"#).unwrap_err().to_string();
-        assert!(err.contains("Records[0].messageId"), "{err}");
+        let err = Batch::parse(r#"{"httpMethod":"GET"}"#).unwrap_err();
+        assert!(chain(&err).contains("not an SQS event: missing field `Records`"), "{err}");
+        let err = Batch::parse(r#"{"Records":[{"messageId":7}]}"#).unwrap_err();
+        assert!(chain(&err).contains("Records[0].messageId"), "{err}");
+        assert_eq!(err.path_error().path(), Some("Records[0].messageId"));
         let err = Batch::parse(r#"{"Records":[{"EventSource":"aws:sns","Sns":{"Message":"x"}}]}"#).unwrap_err();
-        assert!(err.to_string().contains("Records[0]: missing field `eventSource`"), "{err}");
-        let err = Batch::parse(r#"{"Records":[{"eventSource":"aws:s3","s3":{}}]}"#).unwrap_err().to_string();
-        assert!(err.contains("Records[0].eventSource: expected `aws:sqs`, found `aws:s3`"), "{err}");
-        let err = Batch::parse("not json").unwrap_err().to_string();
-        assert!(err.contains("expected ident") || err.contains("expected value"), "{err}");
+        assert!(chain(&err).contains("Records[0]: missing field `eventSource`"), "{err}");
+        let err = Batch::parse(r#"{"Records":[{"eventSource":"aws:s3","s3":{}}]}"#).unwrap_err();
+        assert!(chain(&err).contains("Records[0].eventSource: expected `aws:sqs`, found `aws:s3`"), "{err}");
+        let err = Batch::parse("not json").unwrap_err();
+        assert!(chain(&err).contains("expected ident") || chain(&err).contains("expected value"), "{err}");
     }
 
     #[test]

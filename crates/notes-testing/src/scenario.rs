@@ -3,10 +3,14 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{MemoryStore, RecordingQueues, check_batch};
-use crate::notes::{NoteMessage, change_order};
-use sqs_partial_batch::reason::{MAX_REASON_BYTES, sqs_accepts};
-use sqs_partial_batch::{Backoff, Batch, Engine, FifoMode, Settings};
+use notes_sync::notes::{NoteMessage, NotesHandler, change_order};
+use sqs_partial_batch::queue::sqs_accepts;
+use sqs_partial_batch::reason::MAX_REASON_BYTES;
+use sqs_partial_batch::settings::{Backoff, FifoMode};
+use sqs_partial_batch::testing::{RecordingQueues, check_batch, log_sink};
+use sqs_partial_batch::{Batch, Engine, Settings};
+
+use crate::store::MemoryStore;
 
 /// The engine settings and faults of one generated scenario.
 #[derive(Debug, Clone)]
@@ -130,6 +134,20 @@ pub fn scenario_from_bytes(data: &[u8]) -> Scenario {
             attributes.insert("MessageGroupId".into(), json!(c.pick(&["g1", "g2", "g3"])));
         }
         record.insert("attributes".into(), Value::Object(attributes));
+        // Message attributes from the record's position, not from the bytes (the seeds keep
+        // their meaning): an owner on every other record, and on every fourth more than a
+        // dead letter has room for.
+        let mut message_attributes = serde_json::Map::new();
+        if i % 2 == 0 {
+            message_attributes
+                .insert("owner".into(), json!({"stringValue": format!("user-{i}"), "dataType": "String"}));
+        }
+        if i % 4 == 0 {
+            for n in 0..8 {
+                message_attributes.insert(format!("a{n}"), json!({"stringValue": "x", "dataType": "String"}));
+            }
+        }
+        record.insert("messageAttributes".into(), Value::Object(message_attributes));
         record.insert("eventSourceARN".into(), json!(arn));
         record.insert("eventSource".into(), json!("aws:sqs"));
         records.push(Value::Object(record));
@@ -148,8 +166,8 @@ pub fn run_scenario(scenario: &Scenario) -> Result<(), String> {
     queues.dead_letter_down.store(scenario.dlq_down, Ordering::SeqCst);
     let store = MemoryStore::default();
     store.failing.store(scenario.store_down, Ordering::SeqCst);
-    let engine = Engine::new(scenario.settings.clone(), queues).with_log(super::log_sink());
-    let handler = crate::notes::NotesHandler::new(store);
+    let engine = Engine::new(scenario.settings.clone(), queues).with_log(log_sink());
+    let handler = NotesHandler::new(store);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)

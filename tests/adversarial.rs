@@ -1,6 +1,6 @@
-//! Adversarial events through the real parser, engine and notes handler, with an in-memory
-//! store and recording queues (issue 9): each case asserts the exact response. The same
-//! batch invariants as the property tests hold in every case.
+//! Adversarial events through the real parser, engine and notes handler, with the in-memory
+//! store and the recording queues: each case asserts the exact response. The same batch
+//! invariants as the property tests hold in every case.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -8,9 +8,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::notes::NotesHandler;
-use crate::testing::{MemoryStore, RecordingQueues, SentLetter, check_batch};
-use sqs_partial_batch::{Batch, Engine, Outcome, Settings, attribute};
+use notes_sync::notes::NotesHandler;
+use notes_testing::{MemoryStore, RecordingQueues, SentLetter, check_batch};
+use sqs_partial_batch::queue::attribute;
+use sqs_partial_batch::report::Outcome;
+use sqs_partial_batch::{Batch, Engine, Settings};
 
 const ARN: &str = "arn:aws:sqs:us-east-1:000000000000:notes";
 
@@ -41,23 +43,23 @@ struct Run {
 }
 
 fn letter_attribute<'l>(letter: &'l SentLetter, name: &str) -> Option<&'l str> {
-    letter.attributes.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    letter.attribute(name)
 }
 
 async fn run_with(event: &str, store_down: bool) -> Run {
     let batch = Batch::parse(event).expect("an SQS event");
-    let engine = Engine::new(Settings::default(), RecordingQueues::default()).with_log(crate::testing::log_sink());
+    let engine = Engine::new(Settings::default(), RecordingQueues::default()).with_log(notes_testing::log_sink());
     let store = MemoryStore::default();
     store.failing.store(store_down, Ordering::SeqCst);
     let handler = NotesHandler::new(store);
     let deadline = Instant::now() + Duration::from_secs(60);
     let report = engine.process(&batch, deadline, &handler).await;
     check_batch(&batch.records, &report, engine.queues()).expect("batch invariants");
-    let outcomes: Vec<Outcome> = report.records().iter().map(|r| r.outcome.clone()).collect();
+    let outcomes: Vec<Outcome> = report.reports().iter().map(|r| r.outcome.clone()).collect();
     let response = report.response();
     let failed =
         response.map(|r| r.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()).map_err(|e| e.index);
-    let letters = engine.queues().letters.lock().unwrap().clone();
+    let letters = engine.queues().letters();
     let store_calls = handler.store().calls.load(Ordering::SeqCst);
     Run { failed, outcomes, letters, store_calls }
 }
@@ -231,7 +233,7 @@ async fn no_log_line_or_letter_attribute_carries_a_title_or_body() {
     let event = json!({ "Records": records }).to_string();
     for store_down in [false, true] {
         let mut letters = Vec::new();
-        let lines = crate::testing::capture_logs(async {
+        let lines = notes_testing::capture_logs(async {
             letters = run_with(&event, store_down).await.letters;
         })
         .await;
@@ -249,8 +251,12 @@ async fn no_log_line_or_letter_attribute_carries_a_title_or_body() {
         }
         assert_eq!(lines.iter().filter(|l| l["event"] == "outcome").count(), bodies.len());
         for letter in &letters {
-            for (name, value) in &letter.attributes {
-                assert!(!value.contains("Zq7Kx") && !value.contains("Wm3Pv"), "attribute {name} carries note content");
+            for a in &letter.attributes {
+                assert!(
+                    !a.value.contains("Zq7Kx") && !a.value.contains("Wm3Pv"),
+                    "attribute {} carries note content",
+                    a.name
+                );
             }
         }
     }

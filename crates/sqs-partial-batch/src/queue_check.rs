@@ -1,0 +1,167 @@
+//! What the poller checks about its queue before the first receive: a queue without a
+//! redrive policy would retry a failing message until retention drops it, a `maxReceiveCount`
+//! other than the engine's would mislabel the final attempt, and a deadline margin not
+//! shorter than the visibility timeout would cut every record before it ran.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use crate::queue::QueueError;
+use crate::settings::{MARGIN_CONFLICT, Settings};
+
+/// The poller cannot start: the queue's attributes cannot be read, or they do not fit the
+/// engine's settings. The variants carry the values, so that an application can name its own
+/// configuration for them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PollError {
+    /// `GetQueueAttributes` failed, or its answer lacks the queue's ARN.
+    #[error("{queue_url}: cannot read the queue's attributes")]
+    Attributes {
+        /// The source queue.
+        queue_url: String,
+        /// Why.
+        #[source]
+        source: QueueError,
+    },
+    /// Without a redrive policy a failing message is retried until retention drops it.
+    #[error(
+        "{queue_url}: the queue has no redrive policy: a message that keeps failing would be retried until its \
+         retention period drops it. Give it a RedrivePolicy to a dead-letter queue"
+    )]
+    NoRedrivePolicy {
+        /// The source queue.
+        queue_url: String,
+    },
+    /// The redrive policy's `maxReceiveCount` cannot be read.
+    #[error("{queue_url}: its RedrivePolicy has no readable maxReceiveCount: {policy}")]
+    UnreadableRedrivePolicy {
+        /// The source queue.
+        queue_url: String,
+        /// The policy, cleaned for a log line.
+        policy: String,
+    },
+    /// The queue's `maxReceiveCount` is not [`crate::Settings::max_receive_count`].
+    #[error(
+        "{queue_url}: the queue's redrive policy has maxReceiveCount={queue} but the engine's max_receive_count={engine}: \
+         set them equal, so the consumer knows which failure is the last"
+    )]
+    MaxReceiveCount {
+        /// The source queue.
+        queue_url: String,
+        /// The queue's.
+        queue: u32,
+        /// The engine's.
+        engine: u32,
+    },
+    /// The deadline margin is not shorter than the queue's visibility timeout.
+    #[error(
+        "{queue_url}: the deadline margin ({} ms) must be less than the queue's VisibilityTimeout={} s ({} ms): {}",
+        margin.as_millis(), visibility.as_secs(), visibility.as_millis(), MARGIN_CONFLICT
+    )]
+    MarginTooLong {
+        /// The source queue.
+        queue_url: String,
+        /// [`crate::Settings::deadline_margin`].
+        margin: Duration,
+        /// The queue's `VisibilityTimeout`.
+        visibility: Duration,
+    },
+}
+
+/// What the poller needs to know about its queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct QueueFacts {
+    pub(crate) arn: String,
+    pub(crate) visibility: Duration,
+    /// The redrive policy's `maxReceiveCount`, if the queue has one.
+    pub(crate) max_receive_count: Option<u32>,
+}
+
+pub(crate) async fn queue_facts(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<QueueFacts, PollError> {
+    let unreadable = |source: QueueError| PollError::Attributes { queue_url: queue_url.to_owned(), source };
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .attribute_names(QueueAttributeName::VisibilityTimeout)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .map_err(|e| unreadable(QueueError::new(e)))?;
+    let attributes = out.attributes.unwrap_or_default();
+    let arn = attributes
+        .get(&QueueAttributeName::QueueArn)
+        .cloned()
+        .ok_or_else(|| unreadable(QueueError::new("no QueueArn")))?;
+    let visibility = attributes.get(&QueueAttributeName::VisibilityTimeout).and_then(|v| v.parse().ok()).unwrap_or(30);
+    let max_receive_count = match attributes.get(&QueueAttributeName::RedrivePolicy) {
+        None => None,
+        Some(policy) => Some(redrive_max_receive_count(policy).ok_or_else(|| PollError::UnreadableRedrivePolicy {
+            queue_url: queue_url.to_owned(),
+            policy: crate::reason::clean(policy),
+        })?),
+    };
+    Ok(QueueFacts { arn, visibility: Duration::from_secs(visibility), max_receive_count })
+}
+
+/// `maxReceiveCount` of a redrive policy; SQS writes it as a number or as a string.
+fn redrive_max_receive_count(policy: &str) -> Option<u32> {
+    let policy: serde_json::Value = serde_json::from_str(policy).ok()?;
+    match &policy["maxReceiveCount"] {
+        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+pub(crate) fn check_queue(settings: &Settings, queue_url: &str, facts: &QueueFacts) -> Result<(), PollError> {
+    let queue_url = queue_url.to_owned();
+    match facts.max_receive_count {
+        None => return Err(PollError::NoRedrivePolicy { queue_url }),
+        Some(queue) if queue != settings.max_receive_count() => {
+            return Err(PollError::MaxReceiveCount { queue_url, queue, engine: settings.max_receive_count() });
+        }
+        Some(_) => {}
+    }
+    if settings.deadline_margin() >= facts.visibility {
+        return Err(PollError::MarginTooLong {
+            queue_url,
+            margin: settings.deadline_margin(),
+            visibility: facts.visibility,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(max_receive_count: Option<u32>, visibility_s: u64) -> QueueFacts {
+        QueueFacts { arn: "arn".into(), visibility: Duration::from_secs(visibility_s), max_receive_count }
+    }
+
+    #[test]
+    fn redrive_policies_give_their_max_receive_count_as_number_or_string() {
+        assert_eq!(redrive_max_receive_count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":5}"#), Some(5));
+        assert_eq!(redrive_max_receive_count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":"7"}"#), Some(7));
+        assert_eq!(redrive_max_receive_count(r#"{"deadLetterTargetArn":"a"}"#), None);
+    }
+
+    #[test]
+    fn a_queue_without_redrive_a_max_receive_count_mismatch_or_a_margin_too_long_is_refused() {
+        let settings = Settings::default();
+        assert!(check_queue(&settings, "q", &facts(Some(5), 30)).is_ok());
+        let err = check_queue(&settings, "q", &facts(None, 30)).unwrap_err().to_string();
+        assert!(err.starts_with("q: the queue has no redrive policy"), "{err}");
+        let err = check_queue(&settings, "q", &facts(Some(3), 30)).unwrap_err().to_string();
+        assert!(err.contains("maxReceiveCount=3 but the engine's max_receive_count=5"), "{err}");
+        let err = check_queue(&settings, "q", &facts(Some(5), 2)).unwrap_err().to_string();
+        assert!(
+            err.contains("the deadline margin (2000 ms) must be less than the queue's VisibilityTimeout=2 s"),
+            "{err}"
+        );
+    }
+}
