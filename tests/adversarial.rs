@@ -139,10 +139,13 @@ async fn nul_and_emoji_in_fields_are_stored_and_a_lone_surrogate_is_refused() {
     assert_eq!(names, ["succeeded", "succeeded", "dead_lettered", "dead_lettered"]);
     assert_eq!(
         letter_attribute(&run.letters[0], attribute::ERROR_REASON),
-        Some("invalid_field: note.id contains a control character")
+        Some("note.id contains a control character"),
+        "the reason, without the kind it is filed under"
     );
+    assert_eq!(letter_attribute(&run.letters[0], attribute::ERROR_KIND), Some("invalid_field"));
     let surrogate = letter_attribute(&run.letters[1], attribute::ERROR_REASON).unwrap();
-    assert!(surrogate.starts_with("invalid_json: unexpected end of hex escape"), "{surrogate}");
+    assert!(surrogate.starts_with("unexpected end of hex escape"), "{surrogate}");
+    assert_eq!(letter_attribute(&run.letters[1], attribute::ERROR_KIND), Some("invalid_json"));
 }
 
 #[tokio::test]
@@ -165,7 +168,8 @@ async fn versions_beyond_u64_negative_or_fractional_are_invalid_messages() {
     assert_eq!(run.failed, Ok(vec![]));
     let reasons: Vec<_> = run.letters.iter().map(|l| letter_attribute(l, attribute::ERROR_REASON).unwrap()).collect();
     assert_eq!(reasons.len(), 4);
-    assert!(reasons.iter().all(|r| r.starts_with("invalid_message: note.version: invalid")), "{reasons:#?}");
+    assert!(reasons.iter().all(|r| r.starts_with("note.version: invalid")), "{reasons:#?}");
+    assert!(run.letters.iter().all(|l| letter_attribute(l, attribute::ERROR_KIND) == Some("invalid_message")));
 }
 
 #[tokio::test]

@@ -24,16 +24,20 @@ async fn a_replay_or_an_older_version_is_stale_success() {
     assert_eq!(handler.handle(&record(&upsert(3))).await, Ok(Ack::Succeeded));
 }
 
+/// The kind goes to the letter's `error_kind` and the log line's; the reason once said it
+/// again (`invalid_json: invalid_json: …` where both were shown together).
 #[tokio::test]
-async fn a_body_that_is_not_json_is_permanent_with_its_reason() {
+async fn a_body_that_is_not_json_is_permanent_with_a_reason_that_does_not_repeat_its_kind() {
     let handler = NotesHandler::new(MemoryStore::default());
     let err = handler.handle(&record("hello")).await.unwrap_err();
     assert_eq!(
         err,
-        RecordError::Permanent {
-            kind: "invalid_json",
-            reason: "invalid_json: expected value at line 1 column 1".into()
-        }
+        RecordError::Permanent { kind: "invalid_json", reason: "expected value at line 1 column 1".into() }
+    );
+    let err = handler.handle(&record(&upsert(1).replace("\"schema\":1", "\"schema\":9"))).await.unwrap_err();
+    assert_eq!(
+        err,
+        RecordError::Permanent { kind: "unsupported_schema", reason: "schema 9 is not supported (expected 1)".into() }
     );
     let err = handler.handle(&Record::default()).await.unwrap_err();
     assert!(matches!(err, RecordError::Permanent { kind: "invalid_json", .. }), "a missing body: {err:?}");

@@ -26,12 +26,10 @@ impl<S: NoteStore> NotesHandler<S> {
 impl<S: NoteStore> RecordHandler for NotesHandler<S> {
     async fn handle(&self, record: &Record<'_>) -> Result<Ack, RecordError> {
         let body = record.body.as_deref().unwrap_or_default();
-        let message = NoteMessage::parse(body).map_err(|invalid| {
-            let kind = invalid.kind();
-            let text = invalid.to_string();
-            // The reason reads "invalid_json: expected value at line 1 column 1".
-            RecordError::Permanent { kind, reason: text }
-        })?;
+        // The kind goes beside the reason (`error_kind`), so the reason is the detail alone:
+        // "expected value at line 1 column 1", not "invalid_json: expected value …".
+        let message =
+            NoteMessage::parse(body).map_err(|invalid| RecordError::permanent(invalid.kind(), invalid.detail()))?;
         match self.store.apply(&message).await {
             Ok(Written::Applied) => Ok(Ack::Succeeded),
             Ok(Written::Stale) => Ok(Ack::Unchanged),

@@ -109,7 +109,7 @@ pub enum Invalid {
     #[error("invalid_message: {0}")]
     Shape(String),
     /// A schema version this consumer does not know.
-    #[error("unsupported_schema: schema {0} is not supported (expected {SCHEMA_VERSION})")]
+    #[error("unsupported_schema: {}", self.detail())]
     Schema(u32),
     /// A field with a bad value.
     #[error("invalid_field: {0}")]
@@ -124,6 +124,14 @@ impl Invalid {
             Self::Shape(_) => "invalid_message",
             Self::Schema(_) => "unsupported_schema",
             Self::Field(_) => "invalid_field",
+        }
+    }
+
+    /// What is wrong, without the kind (the dead letter carries that beside it).
+    pub fn detail(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Self::Json(detail) | Self::Shape(detail) | Self::Field(detail) => detail.into(),
+            Self::Schema(schema) => format!("schema {schema} is not supported (expected {SCHEMA_VERSION})").into(),
         }
     }
 }
