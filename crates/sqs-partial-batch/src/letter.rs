@@ -84,6 +84,7 @@ const DROPPED_LAST: [&str; 2] = [attribute::ERROR_KIND, attribute::BODY_PLACEHOL
 
 /// One message attribute of a letter as it is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LetterAttribute<'a> {
     /// Its name.
     pub name: Cow<'a, str>,
@@ -102,6 +103,7 @@ impl LetterAttribute<'_> {
 
 /// A dead letter as it is sent: the body and the attributes that fit.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LetterParts<'a> {
     /// The original body, or [`PLACEHOLDER_BODY`], or the body with refused characters escaped.
     pub body: Cow<'a, str>,

@@ -81,6 +81,7 @@ impl PollOptions {
 
 /// Totals of a polling session, reported when it ends.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PollTotals {
     /// Messages received (a redelivery counts again).
     pub received: usize,
