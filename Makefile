@@ -18,11 +18,11 @@ help: ## List the targets
 
 demo: ## The whole system locally: workload, retries, DLQ, alarm, SNS, redrive, the notes client offline (no AWS, no Docker)
 	scripts/venvs.sh localstack moto scripts
-	$(CARGO) build --locked --bin consumer --bin notes
+	$(CARGO) build --locked --workspace --bins
 	.venv/scripts/bin/python scripts/demo.py
 
-build: ## Build the consumer and the notes CLI (debug)
-	$(CARGO) build --locked --bin consumer --bin notes
+build: ## Build the consumer and the notes CLI (debug): target/debug/consumer, target/debug/notes
+	$(CARGO) build --locked --workspace --bins
 
 test: ## Every test: unit, integration (LocalStack + moto), template relations, sample events, the engine crate's docs and example
 	scripts/venvs.sh localstack moto scripts tools

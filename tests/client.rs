@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::cli::{NotesCli, terminate};
 use common::proxy::{Mode, Proxy};
 use common::{Emulator, create_queues, receive_n, sdk, unique};
-use notes_sync::client::outbox::{OpenOptions, Outbox};
+use notes_client::outbox::{OpenOptions, Outbox};
 
 fn localstack() -> (String, SocketAddr) {
     let port = Emulator::shared_localstack();

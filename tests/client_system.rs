@@ -11,7 +11,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use common::cli::NotesCli;
 use common::system::{System, eventually};
 use common::{note, stored};
-use notes_sync::client::outbox::{Lease, OpenOptions, Outbox, Settled, State};
+use notes_client::outbox::{Lease, OpenOptions, Outbox, Settled, State};
 use serde_json::Value;
 
 /// The kill test's default seed; `CLIENT_KILL_SEED=<n>` replays another run.

@@ -1,4 +1,4 @@
-//! `notes`: the client and operator CLI over `notes_sync::client`.
+//! `notes`: the client and operator CLI over the `notes_client` crate.
 //!
 //! Notes are written to a local SQLite database first and sent to SQS after; `sync` and
 //! `sync --watch` resend what is pending; `dlq` inspects and redrives the dead-letter queue.
@@ -20,8 +20,8 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use clap::{Parser, Subcommand};
-use notes_sync::client::flags::FlagsSource;
-use notes_sync::client::outbox::{OpenOptions, Outbox, OutboxError, State};
+use notes_client::flags::FlagsSource;
+use notes_client::outbox::{OpenOptions, Outbox, OutboxError, State};
 
 /// Notes that survive being offline: written locally first, sent to SQS when it can be reached.
 #[derive(Parser, Debug)]

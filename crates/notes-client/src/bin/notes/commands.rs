@@ -2,10 +2,10 @@
 
 use std::io::IsTerminal;
 
-use notes_sync::client::flags::{self, FlagsKeeper};
-use notes_sync::client::outbox::{Lease, NoteRecord};
-use notes_sync::client::sender::SqsTransport;
-use notes_sync::client::sync::{self, Progress, SyncReport, WatchEvent};
+use notes_client::flags::{self, FlagsKeeper};
+use notes_client::outbox::{Lease, NoteRecord};
+use notes_client::sender::SqsTransport;
+use notes_client::sync::{self, Progress, SyncReport, WatchEvent};
 
 use super::{App, StillPending, output};
 
