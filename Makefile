@@ -8,6 +8,9 @@ SHELL := bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 export SAM_CLI_TELEMETRY := 0
+# The targets below install the emulators first, so a missing venv is a failure there, never
+# a skip (a plain `cargo test` on a fresh clone skips the emulator-backed tests and says so).
+export NOTES_SYNC_REQUIRE_EMULATORS := 1
 ORDERS := crates/sqs-partial-batch/examples
 
 .PHONY: help demo build test example unit-test integration-test invoke lint fmt bench sam-build sam-build-x86 \
