@@ -262,8 +262,9 @@ class Demo:
             f.unlink()
         flags = STATE / "demo-flags.json"
         flags.write_text(json.dumps({"features": {"retry_pending_notes": True, "retry_interval_seconds": 2}}))
+        # A trusted service sending straight to SQS: it names the owner of its notes.
         self.client_env = {**os.environ, "NOTES_DB": str(db), "NOTES_QUEUE_URL": self.r["queue_url"],
-                           "AWS_ENDPOINT_URL": self.sqs_switch.endpoint}
+                           "NOTES_OWNER": "demo-service", "AWS_ENDPOINT_URL": self.sqs_switch.endpoint}
         before = self.stored()
         w = self.w
 

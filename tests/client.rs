@@ -262,7 +262,16 @@ async fn on_a_fifo_queue_each_note_is_its_own_group_deduplicated_by_note_and_ver
             attributes[&aws_sdk_sqs::types::MessageSystemAttributeName::MessageDeduplicationId],
             format!("{id}:{version}")
         );
+        // A trusted service names the owner of its notes in the attribute the consumer keys them by.
+        let owner = m.message_attributes().and_then(|a| a.get(notes_sync::notes::OWNER_ATTRIBUTE));
+        assert_eq!(owner.and_then(|o| o.string_value()), Some(common::cli::TEST_OWNER));
     }
+    // Without an owner the client refuses to send straight to the queue (and keeps the note).
+    let run = cli.command(&["edit", &id, "--body", "3"]).env_remove("NOTES_OWNER").output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_ne!(run.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("needs the notes' owner: pass --owner or set NOTES_OWNER"), "{stderr}");
+    assert_eq!(cli.ok(&["show", &id, "--json"], 0).json()["state"], "pending");
 }
 
 #[test]

@@ -114,6 +114,9 @@ pub enum Invalid {
     /// A field with a bad value.
     #[error("invalid_field: {0}")]
     Field(String),
+    /// The owner (a message attribute or a token's subject, never the body) is not acceptable.
+    #[error("invalid_owner: {0}")]
+    Owner(String),
 }
 
 impl Invalid {
@@ -124,6 +127,7 @@ impl Invalid {
             Self::Shape(_) => "invalid_message",
             Self::Schema(_) => "unsupported_schema",
             Self::Field(_) => "invalid_field",
+            Self::Owner(_) => "invalid_owner",
         }
     }
 }

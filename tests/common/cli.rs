@@ -35,6 +35,9 @@ pub fn notes_binary() -> &'static std::path::Path {
     })
 }
 
+/// The owner the test clients write as, when they send straight to SQS.
+pub const TEST_OWNER: &str = "test-owner";
+
 /// One client: its database, the endpoint it talks to and its queues.
 pub struct NotesCli {
     pub db: PathBuf,
@@ -87,6 +90,8 @@ impl NotesCli {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
+            // A trusted service sending straight to SQS names the owner of its notes.
+            .env("NOTES_OWNER", TEST_OWNER)
             .stdin(Stdio::null());
         // An empty queue URL: a client with no queue configured at all.
         if !self.queue_url.is_empty() {
