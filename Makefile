@@ -8,6 +8,9 @@ SHELL := bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 export SAM_CLI_TELEMETRY := 0
+# The targets below install the emulators first, so a missing venv is a failure there, never
+# a skip (a plain `cargo test` on a fresh clone skips the emulator-backed tests and says so).
+export NOTES_SYNC_REQUIRE_EMULATORS := 1
 ORDERS := crates/sqs-partial-batch/examples
 
 .PHONY: help demo build test example unit-test integration-test invoke lint fmt bench sam-build sam-build-x86 \
@@ -18,11 +21,11 @@ help: ## List the targets
 
 demo: ## The whole system locally: workload, retries, DLQ, alarm, SNS, redrive, the notes client offline (no AWS, no Docker)
 	scripts/venvs.sh localstack moto scripts
-	$(CARGO) build --locked --bin consumer --bin notes
+	$(CARGO) build --locked --workspace --bins
 	.venv/scripts/bin/python scripts/demo.py
 
-build: ## Build the consumer and the notes CLI (debug)
-	$(CARGO) build --locked --bin consumer --bin notes
+build: ## Build the consumer and the notes CLI (debug): target/debug/consumer, target/debug/notes
+	$(CARGO) build --locked --workspace --bins
 
 test: ## Every test: unit, integration (LocalStack + moto), template relations, sample events, the engine crate's docs and example
 	scripts/venvs.sh localstack moto scripts tools

@@ -45,6 +45,8 @@ SQS = ("127.0.0.1", 4566)
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
                "AWS_DEFAULT_REGION": "us-east-1"}
 START = time.monotonic()
+# The owner the demo's workload writes as (a trusted sender sets it; the sync API takes it from the token).
+OWNER_ATTRIBUTE = {"owner": {"DataType": "String", "StringValue": "demo-service"}}
 
 
 def say(text):
@@ -151,7 +153,9 @@ class Demo:
     def send(self, kind, bodies):
         """Sends `bodies` (`kind`: "valid" or "malformed") and counts what SQS acknowledged."""
         for i in range(0, len(bodies), 10):
-            entries = [{"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i:i + 10])]
+            # A trusted sender: it names the owner of each change.
+            entries = [{"Id": str(j), "MessageBody": b, "MessageAttributes": OWNER_ATTRIBUTE}
+                       for j, b in enumerate(bodies[i:i + 10])]
             out = self.sqs.send_message_batch(QueueUrl=self.r["queue_url"], Entries=entries)
             if out.get("Failed"):
                 raise SystemExit(f"demo: SQS refused {len(out['Failed'])} messages: {out['Failed'][0]}")
@@ -166,7 +170,9 @@ class Demo:
         return sum(int(v) for v in a.values())
 
     def stored(self):
-        return self.dynamodb.scan(TableName=self.r["table"], Select="COUNT")["Count"]
+        return self.dynamodb.scan(TableName=self.r["table"], Select="COUNT", FilterExpression="#e = :note",
+                                  ExpressionAttributeNames={"#e": "entry"},
+                                  ExpressionAttributeValues={":note": {"S": "note"}})["Count"]
 
     def wait(self, what, check, timeout=120):
         deadline = time.monotonic() + timeout
@@ -262,8 +268,9 @@ class Demo:
             f.unlink()
         flags = STATE / "demo-flags.json"
         flags.write_text(json.dumps({"features": {"retry_pending_notes": True, "retry_interval_seconds": 2}}))
+        # A trusted service sending straight to SQS: it names the owner of its notes.
         self.client_env = {**os.environ, "NOTES_DB": str(db), "NOTES_QUEUE_URL": self.r["queue_url"],
-                           "AWS_ENDPOINT_URL": self.sqs_switch.endpoint}
+                           "NOTES_OWNER": "demo-service", "AWS_ENDPOINT_URL": self.sqs_switch.endpoint}
         before = self.stored()
         w = self.w
 

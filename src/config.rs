@@ -5,6 +5,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::notes::DEFAULT_REJECTION_TTL;
 use sqs_partial_batch::Settings;
 use sqs_partial_batch::poll::DEFAULT_SHUTDOWN_GRACE;
 use sqs_partial_batch::queue::SQS_MAX_MESSAGE_BYTES;
@@ -69,6 +70,9 @@ pub struct Config {
     /// (`AWS_ENDPOINT_URL_SQS`, else `AWS_ENDPOINT_URL`): the source queues' URLs are made
     /// from their ARNs with it.
     pub sqs_endpoint: Option<String>,
+    /// How long a rejection is kept for its author's pull (`REJECTION_TTL_SECONDS`): the
+    /// dead-letter queue's retention.
+    pub rejection_ttl: Duration,
 }
 
 /// Environment variables, with their defaults where they have one.
@@ -101,6 +105,9 @@ pub mod vars {
     pub const DLQ_MAX_MESSAGE_BYTES: &str = "DLQ_MAX_MESSAGE_BYTES";
     /// Poll mode: seconds the batch in hand may run after SIGTERM before it is cut; default 10.
     pub const SHUTDOWN_GRACE_SECONDS: &str = "SHUTDOWN_GRACE_SECONDS";
+    /// Seconds a rejection is kept for its author's pull; default 1209600 (14 days, the
+    /// dead-letter queue's retention).
+    pub const REJECTION_TTL_SECONDS: &str = "REJECTION_TTL_SECONDS";
     /// `each` (default) or `none`: whether a successful record gets a log line. Failures,
     /// retries, final attempts and dead letters always do.
     pub const LOG_SUCCESSES: &str = "LOG_SUCCESSES";
@@ -166,6 +173,12 @@ impl Config {
             // The SDK's own endpoint variables: a source queue's ARN is turned into a URL the
             // emulator accepts with them.
             sqs_endpoint: env.optional("AWS_ENDPOINT_URL_SQS").or_else(|| env.optional("AWS_ENDPOINT_URL")),
+            rejection_ttl: Duration::from_secs(env.number(
+                vars::REJECTION_TTL_SECONDS,
+                DEFAULT_REJECTION_TTL.as_secs(),
+                60,
+                DEFAULT_REJECTION_TTL.as_secs(),
+            )?),
             settings: Settings::default()
                 .with_max_receive_count(max_receive_count)
                 .with_backoff(Backoff::new(base, max))
@@ -187,18 +200,19 @@ fn invalid(name: &'static str, value: &str, expected: impl Into<String>) -> Conf
     ConfigError::Invalid { name, value: value.to_owned(), expected: expected.into() }
 }
 
-struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+/// Variables read through a lookup: trimmed, empty as unset, numbers checked against a range.
+pub(crate) struct Env<'a>(pub(crate) &'a dyn Fn(&str) -> Option<String>);
 
 impl Env<'_> {
-    fn optional(&self, name: &str) -> Option<String> {
+    pub(crate) fn optional(&self, name: &str) -> Option<String> {
         (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
-    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+    pub(crate) fn required(&self, name: &'static str) -> Result<String, ConfigError> {
         self.optional(name).ok_or(ConfigError::Missing(name))
     }
 
-    fn number<T>(&self, name: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    pub(crate) fn number<T>(&self, name: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
     where
         T: FromStr + PartialOrd + std::fmt::Display + Copy,
     {
@@ -244,6 +258,7 @@ mod tests {
         assert_eq!(c.settings.brake_after(), 5);
         assert_eq!(c.dlq_max_message_bytes, 1024 * 1024);
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.rejection_ttl, Duration::from_secs(14 * 24 * 3600));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::cli::{NotesCli, terminate};
 use common::proxy::{Mode, Proxy};
 use common::{Emulator, create_queues, receive_n, sdk, unique};
-use notes_sync::client::outbox::{OpenOptions, Outbox};
+use notes_client::outbox::{OpenOptions, Outbox};
 
 fn localstack() -> (String, SocketAddr) {
     let port = Emulator::shared_localstack();
@@ -37,6 +37,7 @@ fn sent(messages: &[aws_sdk_sqs::types::Message]) -> Vec<(String, u64)> {
 /// force when `set` returns, open connections included. A plain TCP upstream, no emulator.
 #[test]
 fn the_fault_proxy_cuts_open_connections_and_obeys_each_switch_before_it_returns() {
+    crate::require_emulators!();
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
     let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -86,6 +87,7 @@ fn the_fault_proxy_cuts_open_connections_and_obeys_each_switch_before_it_returns
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_notes_stay_pending_then_watch_drains_them_and_follows_the_flags_file() {
+    crate::require_emulators!();
     let (endpoint, addr) = localstack();
     let sqs = aws_sdk_sqs::Client::new(&sdk(&endpoint).await);
     let queues = create_queues(&sqs, &unique("offline"), 5, 30, false).await;
@@ -138,6 +140,7 @@ async fn offline_notes_stay_pending_then_watch_drains_them_and_follows_the_flags
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flags_from_ssm_take_effect_mid_watch_and_a_broken_parameter_keeps_the_last_good() {
+    crate::require_emulators!();
     let (endpoint, _) = localstack();
     let config = sdk(&endpoint).await;
     let (sqs, ssm) = (aws_sdk_sqs::Client::new(&config), aws_sdk_ssm::Client::new(&config));
@@ -184,6 +187,7 @@ async fn flags_from_ssm_take_effect_mid_watch_and_a_broken_parameter_keeps_the_l
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_syncs_at_once_never_send_the_same_entry_twice() {
+    crate::require_emulators!();
     let (endpoint, _) = localstack();
     let sqs = aws_sdk_sqs::Client::new(&sdk(&endpoint).await);
     let queues = create_queues(&sqs, &unique("two"), 5, 30, false).await;
@@ -240,6 +244,7 @@ fn a_locked_or_corrupt_database_gives_a_clear_error_and_its_exit_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_fifo_queue_each_note_is_its_own_group_deduplicated_by_note_and_version() {
+    crate::require_emulators!();
     let (endpoint, _) = localstack();
     let sqs = aws_sdk_sqs::Client::new(&sdk(&endpoint).await);
     let queues = create_queues(&sqs, &unique("fifo"), 5, 30, true).await;
@@ -257,7 +262,16 @@ async fn on_a_fifo_queue_each_note_is_its_own_group_deduplicated_by_note_and_ver
             attributes[&aws_sdk_sqs::types::MessageSystemAttributeName::MessageDeduplicationId],
             format!("{id}:{version}")
         );
+        // A trusted service names the owner of its notes in the attribute the consumer keys them by.
+        let owner = m.message_attributes().and_then(|a| a.get(notes_sync::notes::OWNER_ATTRIBUTE));
+        assert_eq!(owner.and_then(|o| o.string_value()), Some(common::cli::TEST_OWNER));
     }
+    // Without an owner the client refuses to send straight to the queue (and keeps the note).
+    let run = cli.command(&["edit", &id, "--body", "3"]).env_remove("NOTES_OWNER").output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_ne!(run.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("needs the notes' owner: pass --owner or set NOTES_OWNER"), "{stderr}");
+    assert_eq!(cli.ok(&["show", &id, "--json"], 0).json()["state"], "pending");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use common::cli::NotesCli;
 use common::system::{System, eventually};
 use common::{note, stored};
-use notes_sync::client::outbox::{Lease, OpenOptions, Outbox, Settled, State};
+use notes_client::outbox::{Lease, OpenOptions, Outbox, Settled, State};
 use serde_json::Value;
 
 /// The kill test's default seed; `CLIENT_KILL_SEED=<n>` replays another run.
@@ -71,6 +71,7 @@ fn change_some(outbox: &mut Outbox, model: &mut BTreeMap<String, (u64, bool)>, r
 /// Rounds go on until 20 kills have hit a running sync; each is followed by the checks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_of_sync_loses_no_note_and_every_latest_version_is_stored() {
+    crate::require_emulators!();
     let seed = std::env::var("CLIENT_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(KILL_SEED);
     let mut rng = fastrand::Rng::with_seed(seed);
     let system = System::new("standard").await;
@@ -152,6 +153,7 @@ fn kinds(letters: &[Value]) -> BTreeMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dlq_list_leaves_the_dlq_unchanged_and_full_and_selective_redrive_lose_nothing() {
+    crate::require_emulators!();
     let system = System::new("standard").await;
     let _consumer = system.start_consumer();
     let (queue, dlq) = (system.resources.str("queue_url"), system.resources.str("dlq_url"));

@@ -11,6 +11,7 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use common::{Emulator, Queues, create_queues, create_table, note, receive, receive_n, sdk, send, stored, unique};
 use notes_sync::notes::{DynamoNoteStore, NotesHandler};
+use sqs_partial_batch::event::MessageAttribute;
 use sqs_partial_batch::queue::{SqsQueues, attribute};
 use sqs_partial_batch::settings::Backoff;
 use sqs_partial_batch::{Batch, Engine, Record, Settings};
@@ -120,6 +121,7 @@ fn attribute<'m>(message: &'m Message, name: &str) -> &'m str {
 
 #[tokio::test]
 async fn valid_notes_are_stored_and_a_redelivered_batch_is_harmless() {
+    crate::require_emulators!();
     let rig = Rig::new(false, Backoff::new(5, 900)).await;
     let bodies = [note("upsert", "n1", 1, "one"), note("upsert", "n2", 4, "two"), note("delete", "n3", 2, "")];
     send(&rig.sqs, &rig.queues.url, &bodies.iter().map(|b| (b.as_str(), None)).collect::<Vec<_>>()).await;
@@ -142,6 +144,7 @@ async fn valid_notes_are_stored_and_a_redelivered_batch_is_harmless() {
 
 #[tokio::test]
 async fn malformed_messages_are_dead_lettered_on_their_first_receive_with_their_reason() {
+    crate::require_emulators!();
     let rig = Rig::new(false, Backoff::new(5, 900)).await;
     let unsupported = common::NoteMessage::new("upsert", "n9", 1, "t").schema(2).to_string();
     let valid = note("upsert", "n1", 1, "t");
@@ -172,6 +175,7 @@ async fn malformed_messages_are_dead_lettered_on_their_first_receive_with_their_
 
 #[tokio::test]
 async fn store_down_every_valid_record_fails_and_its_visibility_is_raised() {
+    crate::require_emulators!();
     let mut rig = Rig::new(false, Backoff::new(60, 900)).await;
     rig.moto.stop();
     let bodies =
@@ -193,6 +197,7 @@ async fn store_down_every_valid_record_fails_and_its_visibility_is_raised() {
 
 #[tokio::test]
 async fn dlq_unreachable_permanent_records_are_reported_failed_and_nothing_is_lost() {
+    crate::require_emulators!();
     let mut rig = Rig::new(false, Backoff::new(1, 1)).await;
     let missing_dlq = format!("{}-gone", rig.queues.dlq_url);
     rig.engine = Engine::new(rig.engine.settings().clone(), rig.queues(&missing_dlq));
@@ -212,6 +217,7 @@ async fn dlq_unreachable_permanent_records_are_reported_failed_and_nothing_is_lo
 
 #[tokio::test]
 async fn fifo_dead_letters_keep_their_group_and_the_group_goes_on() {
+    crate::require_emulators!();
     let rig = Rig::new(true, Backoff::new(5, 900)).await;
     let (a2, b1) = (note("upsert", "a", 2, "t"), note("upsert", "b", 1, "t"));
     send(&rig.sqs, &rig.queues.url, &[("not json", Some("A")), (a2.as_str(), Some("A")), (b1.as_str(), Some("B"))])
@@ -229,6 +235,7 @@ async fn fifo_dead_letters_keep_their_group_and_the_group_goes_on() {
 
 #[tokio::test]
 async fn fifo_store_down_fails_each_group_from_its_first_record() {
+    crate::require_emulators!();
     let mut rig = Rig::new(true, Backoff::new(60, 900)).await;
     rig.moto.stop();
     let notes = [note("upsert", "a", 1, "t"), note("upsert", "a", 2, "t"), note("upsert", "b", 1, "t")];
@@ -282,12 +289,19 @@ fn a_bad_command_line_gets_a_usage_message_and_a_non_zero_exit() {
 /// true replay is still a stale success.
 #[tokio::test]
 async fn equal_versions_from_two_clients_converge_on_one_winner_and_a_replay_stays_stale() {
+    crate::require_emulators!();
     use sqs_partial_batch::Ack::{Succeeded, Unchanged};
     use sqs_partial_batch::RecordHandler;
     let rig = Rig::new(false, Backoff::new(5, 900)).await;
     let upsert = |id: &str, client: &str, updated_at: &str, title: &str| {
         let body = common::NoteMessage::new("upsert", id, 3, title).client(client).updated_at(updated_at);
-        Record { message_id: Some("m".into()), body: Some(body.to_string().into()), ..Record::default() }
+        let owner = MessageAttribute::string(notes_sync::notes::OWNER_ATTRIBUTE, common::OWNER);
+        Record {
+            message_id: Some("m".into()),
+            body: Some(body.to_string().into()),
+            message_attributes: [owner].into_iter().collect(),
+            ..Record::default()
+        }
     };
     // 10:00+02:00 is 08:00Z: earlier than 09:00Z although its text sorts higher.
     let cases = [
@@ -371,6 +385,7 @@ fn refused_start(localstack: &str, queue_url: &str, env: &[(&str, &str)]) -> (Op
 /// policy, trust MAX_RECEIVE_COUNT blindly, and accept a margin that cuts every record.
 #[tokio::test]
 async fn poll_mode_refuses_a_queue_without_redrive_a_receive_count_mismatch_or_a_margin_too_long() {
+    crate::require_emulators!();
     let localstack = format!("http://127.0.0.1:{}", Emulator::shared_localstack());
     let sqs = aws_sdk_sqs::Client::new(&sdk(&localstack).await);
     let bare = sqs.create_queue().queue_name(unique("bare")).send().await.unwrap().queue_url.unwrap();
@@ -393,6 +408,7 @@ async fn poll_mode_refuses_a_queue_without_redrive_a_receive_count_mismatch_or_a
 /// letter's attribute, so the message retried to its redrive and lost its reason.
 #[tokio::test]
 async fn a_reason_with_characters_sqs_refuses_is_escaped_and_the_letter_is_sent() {
+    crate::require_emulators!();
     let rig = Rig::new(false, Backoff::new(5, 900)).await;
     let nul_op = common::NoteMessage::new("upsert", "n1", 1, "t").op("\u{0}").to_string();
     send(&rig.sqs, &rig.queues.url, &[(nul_op.as_str(), None)]).await;
@@ -410,6 +426,7 @@ async fn a_reason_with_characters_sqs_refuses_is_escaped_and_the_letter_is_sent(
 /// SQS. Now attributes are dropped in the documented order until the letter fits.
 #[tokio::test]
 async fn a_letter_larger_than_the_dlq_allows_drops_attributes_and_is_sent() {
+    crate::require_emulators!();
     let mut rig = Rig::new(false, Backoff::new(5, 900)).await;
     let limit = 262_144;
     rig.sqs
@@ -435,6 +452,7 @@ async fn a_letter_larger_than_the_dlq_allows_drops_attributes_and_is_sent() {
 /// so a redrive by resending replays the message whole; the engine's names stay its own.
 #[tokio::test]
 async fn a_dead_letter_carries_the_source_messages_own_attributes_through_sqs() {
+    crate::require_emulators!();
     use aws_sdk_sqs::types::MessageAttributeValue;
     let rig = Rig::new(false, Backoff::new(5, 900)).await;
     let string = |v: &str| MessageAttributeValue::builder().data_type("String").string_value(v).build().unwrap();

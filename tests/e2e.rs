@@ -33,6 +33,7 @@ fn outcomes_of<'a>(lines: &'a [Value], message_id: &'a str) -> impl Iterator<Ite
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transient_failure_is_received_max_receive_count_times_with_growing_delays_then_redriven() {
+    crate::require_emulators!();
     let started = Instant::now();
     let system = System::new("standard").await;
     let max_receive_count = system.resources.num("max_receive_count");
@@ -67,6 +68,7 @@ async fn a_transient_failure_is_received_max_receive_count_times_with_growing_de
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_message_lands_in_the_dlq_on_its_first_receive_with_its_reason() {
+    crate::require_emulators!();
     let started = Instant::now();
     let system = System::new("standard").await;
     system
@@ -95,6 +97,7 @@ async fn a_malformed_message_lands_in_the_dlq_on_its_first_receive_with_its_reas
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dlq_depth_alarm_reaches_alarm_and_its_notification_arrives_through_sns() {
+    crate::require_emulators!();
     let started = Instant::now();
     let system = System::new("standard").await;
     // The template's threshold: the alarm fires above it.
@@ -126,6 +129,7 @@ async fn the_dlq_depth_alarm_reaches_alarm_and_its_notification_arrives_through_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_outage_shorter_than_the_retry_budget_loses_nothing_and_dead_letters_nothing() {
+    crate::require_emulators!();
     let started = Instant::now();
     let system = System::new("standard").await;
     system.store.set(Mode::Down);
@@ -149,6 +153,7 @@ async fn a_store_outage_shorter_than_the_retry_budget_loses_nothing_and_dead_let
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_killed_mid_batch_and_restarted_stores_every_note() {
+    crate::require_emulators!();
     let started = Instant::now();
     let system = System::new("standard").await;
     // A crashed consumer's messages come back when their visibility runs out; the template's
@@ -190,6 +195,7 @@ async fn a_consumer_killed_mid_batch_and_restarted_stores_every_note() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifo_per_group_order_of_stored_versions_survives_failures() {
+    crate::require_emulators!();
     let started = Instant::now();
     let system = System::new("fifo").await;
     let mut bodies = Vec::new();
@@ -263,6 +269,7 @@ async fn fifo_per_group_order_of_stored_versions_survives_failures() {
 /// without a failed receive, and the next message is processed on its first receive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_long_poll_outlives_the_sdk_attempt_timeout_on_an_idle_queue() {
+    crate::require_emulators!();
     let started = Instant::now();
     let system = System::new("standard").await;
     let mut consumer = system.start_consumer_with(&[], &[]);
@@ -285,6 +292,7 @@ async fn the_default_long_poll_outlives_the_sdk_attempt_timeout_on_an_idle_queue
 /// stays on the queue and comes back after its visibility.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_cuts_a_batch_stuck_on_the_store_after_the_grace_and_exits_zero() {
+    crate::require_emulators!();
     let system = System::new("standard").await;
     system.store.set(Mode::Stall);
     system.send(&[(note("upsert", "n1", 1, "t"), None)]).await;

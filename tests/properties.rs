@@ -40,9 +40,9 @@ proptest! {
         let replica = |order: Vec<&NoteMessage<'_>>| runtime.block_on(async {
             let store = notes_testing::MemoryStore::default();
             for message in order {
-                store.apply(message).await.unwrap();
+                store.apply(&notes_sync::notes::Owner::parse("o").unwrap(), message).await.unwrap();
             }
-            store.winner("n")
+            store.winner("o", "n")
         });
         let forward = replica(messages.iter().collect());
         let backward = replica(messages.iter().rev().collect());

@@ -95,7 +95,7 @@ pub fn event(case: Case, n: usize) -> String {
                 "receiptHandle": format!("AQEB{}{i:08}", "Zm9vYmFyYmF6cXV4".repeat(23)),
                 "body": note_body(case, i),
                 "attributes": attributes,
-                "messageAttributes": {},
+                "messageAttributes": {"owner": {"stringValue": "3f9c2e57-owner-sub", "stringListValues": [], "binaryListValues": [], "dataType": "String"}},
                 "md5OfBody": "e4d909c290d0fb1ca068ffaddf22cbd0",
                 "eventSource": "aws:sqs",
                 "eventSourceARN": arn,

@@ -9,6 +9,35 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The `notes` binary. It belongs to the client crate, another package of the workspace, so
+/// Cargo gives these tests no `CARGO_BIN_EXE_notes`: it is built here, once per test binary,
+/// by the same build `make test` runs (`cargo test --workspace --all-targets` compiles the same
+/// units with the same features), so under `make test` this is a no-op and a test never runs a
+/// stale binary.
+pub fn notes_binary() -> &'static std::path::Path {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| {
+        let output = Command::new(env!("CARGO"))
+            .args(["build", "--locked", "--workspace", "--all-targets", "--message-format=json-render-diagnostics"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo build");
+        assert!(output.status.success(), "cargo build of the workspace failed");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|m| {
+                m["target"]["name"] == "notes" && m["target"]["kind"][0] == "bin" && m["profile"]["test"] == false
+            })
+            .and_then(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo build names the notes executable")
+    })
+}
+
+/// The owner the test clients write as, when they send straight to SQS.
+pub const TEST_OWNER: &str = super::OWNER;
+
 /// One client: its database, the endpoint it talks to and its queues.
 pub struct NotesCli {
     pub db: PathBuf,
@@ -50,7 +79,7 @@ impl NotesCli {
     }
 
     pub fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_notes"));
+        let mut command = Command::new(notes_binary());
         command
             .args(args)
             .env_clear()
@@ -61,6 +90,8 @@ impl NotesCli {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
+            // A trusted service sending straight to SQS names the owner of its notes.
+            .env("NOTES_OWNER", TEST_OWNER)
             .stdin(Stdio::null());
         // An empty queue URL: a client with no queue configured at all.
         if !self.queue_url.is_empty() {

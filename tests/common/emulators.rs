@@ -30,6 +30,61 @@ fn venvs() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"))
 }
 
+/// The venvs every emulator-backed test needs.
+const REQUIRED: [&str; 3] = ["localstack", "moto", "scripts"];
+
+/// Set (as `make test` and CI do) to make missing venvs a failure instead of a skip.
+pub const REQUIRE_VAR: &str = "NOTES_SYNC_REQUIRE_EMULATORS";
+
+/// Whether the emulators can start here. A plain `cargo test` on a fresh clone has no venvs:
+/// the emulator-backed tests then return at once, and the first of them says so in one line on
+/// the terminal (not captured by the test harness); `make test` installs the venvs and sets
+/// [`REQUIRE_VAR`], so there a missing venv fails the test instead of skipping it.
+pub fn installed() -> bool {
+    static INSTALLED: OnceLock<bool> = OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        let missing: Vec<String> = REQUIRED
+            .iter()
+            .map(|name| venvs().join(name))
+            .filter(|dir| !dir.join("bin/python").exists())
+            .map(|dir| dir.display().to_string())
+            .collect();
+        if missing.is_empty() {
+            return true;
+        }
+        assert!(
+            std::env::var_os(REQUIRE_VAR).is_none_or(|v| v.is_empty()),
+            "{REQUIRE_VAR} is set but the emulator venvs are missing: {}",
+            missing.join(", ")
+        );
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: emulator-backed tests of {} skipped (no {}): `make test` installs the pinned emulators and runs them",
+            test_binary_name(),
+            missing.join(", "),
+        );
+        false
+    })
+}
+
+/// `consumer` for `target/debug/deps/consumer-0123abcd`: the test file's name.
+fn test_binary_name() -> String {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let name = exe.file_name().unwrap_or_default().to_string_lossy();
+    name.rsplit_once('-').map_or(&*name, |(stem, _)| stem).to_owned()
+}
+
+/// Returns from the calling test when the emulators cannot start here ([`installed`]).
+#[macro_export]
+macro_rules! require_emulators {
+    () => {
+        if !$crate::common::emulators::installed() {
+            return;
+        }
+    };
+}
+
 /// A pinned venv's directory; panics with what to run if it is missing.
 pub fn venv(name: &str) -> PathBuf {
     let dir = venvs().join(name);

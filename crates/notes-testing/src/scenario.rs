@@ -134,20 +134,22 @@ pub fn scenario_from_bytes(data: &[u8]) -> Scenario {
             attributes.insert("MessageGroupId".into(), json!(c.pick(&["g1", "g2", "g3"])));
         }
         record.insert("attributes".into(), Value::Object(attributes));
-        // Message attributes from the record's position, not from the bytes (the seeds keep
-        // their meaning): an owner on every other record, and on every fourth more than a
-        // dead letter has room for.
+        // Mostly an owner, as trusted senders set it; sometimes none or an empty one.
+        let owner = c.mostly(&["alice", "bob"], &["", "-"]);
         let mut message_attributes = serde_json::Map::new();
-        if i % 2 == 0 {
-            message_attributes
-                .insert("owner".into(), json!({"stringValue": format!("user-{i}"), "dataType": "String"}));
+        if owner != "-" {
+            message_attributes.insert("owner".into(), json!({"stringValue": owner, "dataType": "String"}));
         }
+        // From the record's position, not from the bytes (the seeds keep their meaning): on
+        // every fourth record, more attributes than a dead letter has room for.
         if i % 4 == 0 {
             for n in 0..8 {
                 message_attributes.insert(format!("a{n}"), json!({"stringValue": "x", "dataType": "String"}));
             }
         }
-        record.insert("messageAttributes".into(), Value::Object(message_attributes));
+        if !message_attributes.is_empty() {
+            record.insert("messageAttributes".into(), Value::Object(message_attributes));
+        }
         record.insert("eventSourceARN".into(), json!(arn));
         record.insert("eventSource".into(), json!("aws:sqs"));
         records.push(Value::Object(record));

@@ -166,7 +166,8 @@ impl<'a> LetterParts<'a> {
         let mut theirs: Vec<LetterAttribute<'a>> = Vec::new();
         for source in letter.message_attributes {
             let name: &'a str = &source.name;
-            if attribute::ALL.contains(&name) || theirs.len() == room {
+            let refused = !sqs_takes(name, &source.data_type, &source.value);
+            if refused || attribute::ALL.contains(&name) || theirs.len() == room {
                 dropped.push(Cow::Borrowed(name));
                 continue;
             }
@@ -189,6 +190,24 @@ impl<'a> LetterParts<'a> {
         ours.extend(theirs);
         Self { body, attributes: ours, dropped }
     }
+}
+
+/// Whether `SendMessage` takes a message attribute of this name, data type and value: SQS set
+/// them on a message it delivered, but a hand-written event may carry anything, and one
+/// attribute SQS refuses fails the whole letter.
+/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-message-metadata.html>
+fn sqs_takes(name: &str, data_type: &str, value: &str) -> bool {
+    let name_ok = (1..=256).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && !name.contains("..")
+        && !["aws.", "amazon."].iter().any(|p| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p));
+    let (base, custom) = data_type.split_once('.').unwrap_or((data_type, ""));
+    let type_ok =
+        data_type.len() <= 256 && matches!(base, "String" | "Number") && custom.chars().all(|c| c.is_ascii_graphic());
+    let value_ok = !value.is_empty() && (base != "Number" || value.parse::<f64>().is_ok_and(f64::is_finite));
+    name_ok && type_ok && value_ok
 }
 
 /// Drops the attributes `names`, in that order, until `size` fits in `max`.
@@ -298,6 +317,31 @@ mod tests {
         assert_eq!(value(&parts, "error_kind"), Some("invalid_message"), "the engine's attribute wins");
         assert_eq!(parts.attributes.iter().filter(|a| a.name == "error_kind").count(), 1);
         assert_eq!(parts.dropped, ["error_kind"]);
+    }
+
+    #[test]
+    fn a_source_attribute_sqs_would_refuse_is_left_off_rather_than_failing_the_letter() {
+        let attribute = |name: &'static str, data_type: &'static str, value: &'static str| MessageAttribute {
+            name: name.into(),
+            data_type: data_type.into(),
+            value: value.into(),
+        };
+        let source: MessageAttributes<'_> = [
+            attribute("empty", "String", ""),
+            attribute("not a name", "String", "x"),
+            attribute("AWS.trace", "String", "x"),
+            attribute("count", "Number", "many"),
+            attribute("blob", "Binary", "AAE="),
+            attribute("ok.id", "String.custom", "x"),
+            attribute("n", "Number", "-1.5e3"),
+        ]
+        .into_iter()
+        .collect();
+        let parts = LetterParts::of(&letter(Some("x"), &source), SQS_MAX_MESSAGE_BYTES);
+        assert_eq!(&names(&parts)[6..], ["n", "ok.id"]);
+        let mut dropped: Vec<&str> = parts.dropped.iter().map(|n| n.as_ref()).collect();
+        dropped.sort_unstable();
+        assert_eq!(dropped, ["AWS.trace", "blob", "count", "empty", "not a name"]);
     }
 
     #[test]

@@ -3,8 +3,8 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Context;
-use notes_sync::client::dlq::{DeadLetter, Dlq, PROGRESS_EVERY, Selection};
-use notes_sync::client::outbox::Outbox;
+use notes_client::dlq::{DeadLetter, Dlq, PROGRESS_EVERY, Selection};
+use notes_client::outbox::Outbox;
 
 use super::App;
 use super::output::{cut, duration};

@@ -5,8 +5,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use super::*;
-use crate::client::outbox::{OpenOptions, State};
-use crate::client::sender::TransportError;
+use crate::outbox::{OpenOptions, State};
+use crate::sender::TransportError;
 
 /// A queue that answers each call from a script (then acknowledges everything), recording
 /// the note ids of every batch.

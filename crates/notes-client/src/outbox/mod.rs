@@ -97,13 +97,10 @@ pub enum OutboxError {
     Deleted(String),
     /// The change would be refused by the consumer: the same rule and message as there.
     #[error("refused")]
-    Invalid(#[source] crate::notes::Invalid),
+    Invalid(#[source] notes_sync::notes::Invalid),
     /// The change's message would not fit in one SQS message (JSON escapes can make a body
     /// within the consumer's limit larger on the wire).
-    #[error(
-        "refused: the message is {bytes} bytes, more than SQS's limit of {}",
-        crate::client::sender::MAX_MESSAGE_BYTES
-    )]
+    #[error("refused: the message is {bytes} bytes, more than SQS's limit of {}", crate::sender::MAX_MESSAGE_BYTES)]
     TooLarge {
         /// The message's size.
         bytes: usize,

@@ -1,15 +1,18 @@
-//! The client side: a durable SQLite outbox of note changes, feature flags that steer its
+//! The notes-sync client: a durable SQLite outbox of note changes, feature flags that steer its
 //! retries, a sender over SQS, and the operator's tools for the dead-letter queue. The `notes`
-//! binary is a thin CLI over this module; an app can embed it the same way.
+//! binary is a thin CLI over this crate; an app can embed it the same way.
 //!
-//! The client shares the message schema and its validation with the consumer
-//! ([`crate::notes`]) and knows nothing of the consumer's batch engine.
+//! A crate of its own so that the server side (the consumer's Lambda build) never compiles
+//! SQLite, SSM or the terminal UI. It shares the message schema and its validation with the
+//! consumer ([`notes_sync::notes`]) and knows nothing of the consumer's batch engine.
 //!
 //! - [`outbox`]: notes and their pending changes, written before any network call.
 //! - [`sender`]: the [`Transport`](sender::Transport) trait and `SendMessageBatch` over SQS.
 //! - [`sync`]: one pass over the outbox, and the flag-driven `--watch` loop.
 //! - [`flags`]: `retry_pending_notes` / `retry_interval_seconds` from a file or SSM.
 //! - [`dlq`]: peek, full and selective redrive, purge.
+
+#![warn(missing_docs)]
 
 pub mod dlq;
 pub mod flags;

@@ -1,7 +1,7 @@
 //! Human and JSON output of notes and status. Titles and bodies go to stdout only, on request.
 
-use notes_sync::client::flags::InForce;
-use notes_sync::client::outbox::{NoteRecord, Pending, Status};
+use notes_client::flags::InForce;
+use notes_client::outbox::{NoteRecord, Pending, Status};
 
 /// `1 note` / `3 notes`.
 pub fn notes_count(n: u64) -> String {

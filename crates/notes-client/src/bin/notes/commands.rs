@@ -2,10 +2,10 @@
 
 use std::io::IsTerminal;
 
-use notes_sync::client::flags::{self, FlagsKeeper};
-use notes_sync::client::outbox::{Lease, NoteRecord};
-use notes_sync::client::sender::SqsTransport;
-use notes_sync::client::sync::{self, Progress, SyncReport, WatchEvent};
+use notes_client::flags::{self, FlagsKeeper};
+use notes_client::outbox::{Lease, NoteRecord};
+use notes_client::sender::SqsTransport;
+use notes_client::sync::{self, Progress, SyncReport, WatchEvent};
 
 use super::{App, StillPending, output};
 
@@ -36,7 +36,7 @@ fn progress_bar() -> impl FnMut(Progress) {
 
 async fn transport(app: &App) -> anyhow::Result<SqsTransport> {
     let url = app.queue_url()?;
-    Ok(SqsTransport::new(aws_sdk_sqs::Client::new(&app.sdk().await), url))
+    Ok(SqsTransport::new(aws_sdk_sqs::Client::new(&app.sdk().await), url, &app.owner()?))
 }
 
 /// After `add`/`edit`/`delete`: prints the id, then tries to send at once. Being offline is
@@ -49,7 +49,8 @@ pub async fn after_write(app: &App, note: &NoteRecord) -> anyhow::Result<()> {
         eprintln!("saved locally; {} pending (no queue configured)", output::notes_count(pending));
         return Ok(());
     }
-    let transport = SqsTransport::new(aws_sdk_sqs::Client::new(&app.sdk_single_attempt().await), app.queue_url()?);
+    let transport =
+        SqsTransport::new(aws_sdk_sqs::Client::new(&app.sdk_single_attempt().await), app.queue_url()?, &app.owner()?);
     let report = sync::sync_once(&mut outbox, &transport, &Lease::new(LEASE), &app.stop, &mut |_| {}).await?;
     match (&report.unreachable, report.pending) {
         (None, 0) => eprintln!("sent; nothing pending"),

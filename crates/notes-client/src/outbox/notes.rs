@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{Outbox, OutboxError, now_ms, random_hex};
-use crate::notes::{Note, NoteMessage, Op, SCHEMA_VERSION};
+use notes_sync::notes::{Note, NoteMessage, Op, SCHEMA_VERSION};
 
 /// A note's sync state, as shown to the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -190,7 +190,7 @@ impl Outbox {
         let json = serde_json::to_string(&message).expect("a note message serialises");
         // The consumer's own parser and validation: what it would refuse is refused here.
         NoteMessage::parse(&json).map_err(OutboxError::Invalid)?;
-        if json.len() > crate::client::sender::MAX_MESSAGE_BYTES {
+        if json.len() > crate::sender::MAX_MESSAGE_BYTES {
             return Err(OutboxError::TooLarge { bytes: json.len() });
         }
 

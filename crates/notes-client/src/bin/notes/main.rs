@@ -1,4 +1,4 @@
-//! `notes`: the client and operator CLI over `notes_sync::client`.
+//! `notes`: the client and operator CLI over the `notes_client` crate.
 //!
 //! Notes are written to a local SQLite database first and sent to SQS after; `sync` and
 //! `sync --watch` resend what is pending; `dlq` inspects and redrives the dead-letter queue.
@@ -20,8 +20,9 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use clap::{Parser, Subcommand};
-use notes_sync::client::flags::FlagsSource;
-use notes_sync::client::outbox::{OpenOptions, Outbox, OutboxError, State};
+use notes_client::flags::FlagsSource;
+use notes_client::outbox::{OpenOptions, Outbox, OutboxError, State};
+use notes_sync::notes::Owner;
 
 /// Notes that survive being offline: written locally first, sent to SQS when it can be reached.
 #[derive(Parser, Debug)]
@@ -33,6 +34,9 @@ struct Cli {
     /// The notes queue (the stack's NotesQueueUrl output).
     #[arg(long, env = "NOTES_QUEUE_URL", global = true)]
     queue_url: Option<String>,
+    /// Sending straight to the queue (a trusted service): the owner of the notes it writes.
+    #[arg(long, env = "NOTES_OWNER", global = true)]
+    owner: Option<String>,
     /// The dead-letter queue (the stack's DeadLetterQueueUrl output), for `notes dlq`.
     #[arg(long, env = "NOTES_DLQ_URL", global = true)]
     dlq_url: Option<String>,
@@ -253,6 +257,16 @@ impl App {
 
     fn queue_url(&self) -> anyhow::Result<&str> {
         self.cli.queue_url.as_deref().context("no queue: pass --queue-url or set NOTES_QUEUE_URL")
+    }
+
+    /// The owner a trusted service writes as, checked as the consumer checks it.
+    fn owner(&self) -> anyhow::Result<Owner> {
+        let owner = self
+            .cli
+            .owner
+            .as_deref()
+            .context("sending straight to the queue needs the notes' owner: pass --owner or set NOTES_OWNER")?;
+        Owner::parse(owner).context("--owner")
     }
 
     /// Sets `stop` on the first SIGINT (Ctrl-C) or SIGTERM: syncs finish the batch in hand.

@@ -139,7 +139,7 @@ impl FlagsSource {
                     .name(name)
                     .send()
                     .await
-                    .map_err(|e| FlagsError::Ssm { name: name.clone(), reason: crate::client::error_chain(&e) })?;
+                    .map_err(|e| FlagsError::Ssm { name: name.clone(), reason: crate::error_chain(&e) })?;
                 out.parameter.and_then(|p| p.value).unwrap_or_default()
             }
         };
@@ -183,7 +183,7 @@ impl FlagsKeeper {
             }
             Ok(None) => (stored(outbox)?, None),
             Err(e) => {
-                let reason = crate::client::error_chain(&e);
+                let reason = crate::error_chain(&e);
                 let mut kept = stored(outbox)?;
                 kept.origin = format!("{} (last good; {} failed)", kept.origin, source.describe());
                 kept.problem = Some(reason.clone());

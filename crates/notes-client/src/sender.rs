@@ -3,7 +3,8 @@
 
 use std::future::Future;
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use notes_sync::notes::{OWNER_ATTRIBUTE, Owner};
 
 /// SQS accepts at most ten entries in one `SendMessageBatch`.
 pub const MAX_BATCH_ENTRIES: usize = 10;
@@ -50,17 +51,25 @@ pub trait Transport: Sync {
     ) -> impl Future<Output = Result<Vec<EntryResult>, TransportError>> + Send;
 }
 
-/// [`Transport`] over a real SQS queue.
+/// [`Transport`] over a real SQS queue, for a trusted service: it sends straight to the queue
+/// (the stack's managed client policy, and a role the queue policy names) and sets the owner of
+/// its notes itself, in the `owner` message attribute the consumer keys them by.
 #[derive(Debug, Clone)]
 pub struct SqsTransport {
     client: aws_sdk_sqs::Client,
     queue_url: String,
+    owner: MessageAttributeValue,
 }
 
 impl SqsTransport {
-    /// Sends to `queue_url` through `client`.
-    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
-        Self { client, queue_url: queue_url.into() }
+    /// Sends to `queue_url` through `client`, every note owned by `owner`.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>, owner: &Owner) -> Self {
+        let owner = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(owner.as_str())
+            .build()
+            .expect("data type and value are set");
+        Self { client, queue_url: queue_url.into(), owner }
     }
 
     fn fifo(&self) -> bool {
@@ -74,7 +83,10 @@ impl Transport for SqsTransport {
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                let mut entry = SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(m.body);
+                let mut entry = SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(m.body)
+                    .message_attributes(OWNER_ATTRIBUTE, self.owner.clone());
                 if self.fifo() {
                     // One group per note keeps its changes in order; the deduplication id makes
                     // a resend after a lost acknowledgement a no-op within SQS's 5 minutes.

@@ -69,8 +69,8 @@ fn a_delete_supersedes_pending_edits() {
 fn a_note_the_consumer_would_refuse_is_refused_with_the_consumers_message() {
     let dir = tempfile::tempdir().unwrap();
     let mut outbox = open(&dir);
-    let err = outbox.add(&"t".repeat(crate::notes::MAX_TITLE_BYTES + 1), "").unwrap_err();
-    let text = crate::client::error_chain(&err);
+    let err = outbox.add(&"t".repeat(notes_sync::notes::MAX_TITLE_BYTES + 1), "").unwrap_err();
+    let text = crate::error_chain(&err);
     assert_eq!(text, "refused: invalid_field: note.title is 1025 bytes, more than the limit of 1024");
     assert!(outbox.pending().unwrap().is_empty(), "nothing written");
 }
@@ -80,7 +80,7 @@ fn a_body_within_the_consumers_limit_that_escapes_past_the_sqs_limit_is_refused(
     let dir = tempfile::tempdir().unwrap();
     let mut outbox = open(&dir);
     // 200 KiB of a control character: allowed by the consumer, 6 bytes each once JSON-escaped.
-    let err = outbox.add("t", &"\u{1}".repeat(crate::notes::MAX_BODY_BYTES)).unwrap_err();
+    let err = outbox.add("t", &"\u{1}".repeat(notes_sync::notes::MAX_BODY_BYTES)).unwrap_err();
     assert!(err.to_string().starts_with("refused: the message is 1228"), "{err}");
     assert!(outbox.pending().unwrap().is_empty());
 }
