@@ -191,7 +191,10 @@ impl Config {
                     // Set by Lambda: the metrics' dimension.
                     env.optional("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| defaults.function_name().to_owned()),
                 )
-                .with_log_successes(log_successes),
+                .with_log_successes(log_successes)
+                // A redrive by resending must keep the owner: it is carried first on a dead
+                // letter, whatever else the sender set.
+                .with_carried_first([crate::notes::OWNER_ATTRIBUTE]),
         })
     }
 }
@@ -258,6 +261,7 @@ mod tests {
         assert_eq!(c.settings.brake_after(), 5);
         assert_eq!(c.dlq_max_message_bytes, 1024 * 1024);
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.settings.carried_first(), ["owner"], "a dead letter keeps its owner first");
         assert_eq!(c.rejection_ttl, Duration::from_secs(14 * 24 * 3600));
     }
 

@@ -32,6 +32,9 @@ pub struct DeadLetter<'a> {
     pub body: Option<&'a str>,
     /// The source message's own string-valued attributes, carried on the letter.
     pub message_attributes: &'a MessageAttributes<'a>,
+    /// The names of the source attributes carried before any other, in this order
+    /// ([`Settings::carried_first`](crate::Settings::carried_first)).
+    pub carried_first: &'a [String],
     /// The source message id.
     pub source_message_id: Option<&'a str>,
     /// The source queue ARN.
@@ -119,12 +122,13 @@ impl<'a> LetterParts<'a> {
     ///
     /// - The engine's attributes ([`attribute`], up to seven) always come first; a source
     ///   attribute named like one of them is dropped: the engine's wins.
-    /// - The source message's attributes fill the room left under [`MAX_MESSAGE_ATTRIBUTES`]
-    ///   in name order; those beyond it (the last in name order) are dropped.
+    /// - The source message's attributes fill the room left under [`MAX_MESSAGE_ATTRIBUTES`]:
+    ///   those named in `carried_first` first, in that order, then the others in name order;
+    ///   those beyond it (the last in that order) are dropped.
     /// - While body and attributes exceed `max_message_bytes` (SQS counts the body and each
     ///   attribute's name, type and value), attributes are dropped in this order:
     ///   `error_reason`, `source_queue`, `source_message_id`, `receive_count`,
-    ///   `dead_letter_key`, then the source's own (the last in name order first), then
+    ///   `dead_letter_key`, then the source's own (the last in that order first), then
     ///   `error_kind` and `body_placeholder`. The body is never cut.
     ///
     /// `dead_letter_key` (`<source message id>:<receive count>`) is the same for every send
@@ -164,7 +168,11 @@ impl<'a> LetterParts<'a> {
         let mut dropped = Vec::new();
         let room = MAX_MESSAGE_ATTRIBUTES.saturating_sub(ours.len());
         let mut theirs: Vec<LetterAttribute<'a>> = Vec::new();
-        for source in letter.message_attributes {
+        let first = |name: &str| letter.carried_first.iter().position(|n| n == name).unwrap_or(usize::MAX);
+        let mut sources: Vec<_> = letter.message_attributes.iter().collect();
+        // Stable: the others keep their name order.
+        sources.sort_by_key(|a| first(&a.name));
+        for source in sources {
             let name: &'a str = &source.name;
             let refused = !sqs_takes(name, &source.data_type, &source.value);
             if refused || attribute::ALL.contains(&name) || theirs.len() == room {
@@ -242,6 +250,7 @@ mod tests {
         DeadLetter {
             body,
             message_attributes,
+            carried_first: &[],
             source_message_id: Some("m-1"),
             source_queue: Some("arn:aws:sqs:us-east-1:1:orders"),
             group_id: None,
@@ -357,6 +366,18 @@ mod tests {
         assert_eq!(parts.attributes.len(), MAX_MESSAGE_ATTRIBUTES);
         assert_eq!(parts.dropped, ["a4", "a5", "owner"]);
         assert_eq!(value(&parts, "body_placeholder"), Some("missing"));
+    }
+
+    #[test]
+    fn the_attributes_named_carried_first_survive_the_ten_attribute_limit() {
+        let source = sent_by(&["a1", "a2", "a3", "a4", "a5", "owner"]);
+        let carried_first = ["owner".to_owned(), "a5".to_owned()];
+        let parts = LetterParts::of(
+            &DeadLetter { carried_first: &carried_first, ..letter(Some("x"), &source) },
+            SQS_MAX_MESSAGE_BYTES,
+        );
+        assert_eq!(&names(&parts)[6..], ["owner", "a5", "a1", "a2"]);
+        assert_eq!(parts.dropped, ["a3", "a4"], "the rest in name order, the last dropped");
     }
 
     #[test]

@@ -247,6 +247,7 @@ impl<Q: QueueOps, H: RecordHandler> Runner<'_, Q, H> {
         let letter = DeadLetter {
             body: record.body.as_deref(),
             message_attributes: &record.message_attributes,
+            carried_first: self.settings.carried_first(),
             source_message_id: record.id(),
             source_queue: record.event_source_arn.as_deref(),
             group_id: record.group_id(),

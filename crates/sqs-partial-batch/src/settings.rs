@@ -59,6 +59,7 @@ pub struct Settings {
     metrics_namespace: String,
     function_name: String,
     log_successes: LogSuccesses,
+    carried_first: Vec<String>,
 }
 
 impl Default for Settings {
@@ -73,6 +74,7 @@ impl Default for Settings {
             metrics_namespace: "SqsPartialBatch".to_owned(),
             function_name: "local".to_owned(),
             log_successes: LogSuccesses::Each,
+            carried_first: Vec::new(),
         }
     }
 }
@@ -128,6 +130,13 @@ impl Settings {
         self.log_successes
     }
 
+    /// The names of the source message attributes a dead letter carries before any other
+    /// (default none: all in name order). SQS takes ten attributes per message and the engine's
+    /// own take six or seven, so an attribute a redrive needs (an owner, say) belongs here.
+    pub fn carried_first(&self) -> &[String] {
+        &self.carried_first
+    }
+
     /// The source queue's `maxReceiveCount` (at least 1).
     pub fn with_max_receive_count(mut self, max_receive_count: u32) -> Self {
         self.max_receive_count = max_receive_count.max(1);
@@ -174,6 +183,12 @@ impl Settings {
     /// Whether successful records get a log line.
     pub fn with_log_successes(mut self, log_successes: LogSuccesses) -> Self {
         self.log_successes = log_successes;
+        self
+    }
+
+    /// The source message attributes a dead letter carries first, in this order.
+    pub fn with_carried_first(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.carried_first = names.into_iter().map(Into::into).collect();
         self
     }
 }
