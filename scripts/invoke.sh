@@ -17,7 +17,8 @@ log() { echo "invoke: $*" >&2; }
 answers() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 scripts/venvs.sh tools localstack moto scripts
-export PATH="$root/.venv/tools/bin:$PATH"
+venvs=${VENV_DIR:-$root/.venv}
+export PATH="$venvs/tools/bin:$PATH"
 # The emulators take any credentials; real ones must never reach them.
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 unset AWS_SESSION_TOKEN AWS_PROFILE
@@ -62,7 +63,7 @@ if ! kill -0 "$watch_pid" 2>/dev/null; then
 fi
 
 dlq_depth() {
-  "$root/.venv/scripts/bin/python" - "$dlq_url" <<'PY'
+  "$venvs/scripts/bin/python" - "$dlq_url" <<'PY'
 import sys, boto3
 sqs = boto3.client("sqs", endpoint_url="http://127.0.0.1:4566")
 print(sqs.get_queue_attributes(QueueUrl=sys.argv[1], AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
