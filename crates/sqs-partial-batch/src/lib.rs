@@ -50,10 +50,13 @@ pub mod testing;
 
 pub use deadline::deadline_from_epoch_ms;
 pub use engine::{Engine, InvocationError};
+#[doc(inline)]
 pub use event::{Batch, Record};
 pub use handler::{HandlerFn, RecordHandler, handler_fn};
 pub use outcome::{Ack, RecordError};
+#[doc(inline)]
 pub use report::BatchReport;
+#[doc(inline)]
 pub use settings::Settings;
 pub use telemetry::LogSink;
 
