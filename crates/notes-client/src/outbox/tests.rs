@@ -192,10 +192,13 @@ fn rejected_marks_only_the_latest_sent_version() {
     let a = outbox.add("a", "1").unwrap();
     let claimed = outbox.claim(&lease, 10, 1 << 20).unwrap();
     outbox.settle(&lease, &[(claimed[0].clone(), Settled::Acked)]).unwrap();
-    assert!(!outbox.mark_rejected(&a.id, 2, "x").unwrap(), "not its version");
-    assert!(outbox.mark_rejected(&a.id, 1, "invalid_field: y").unwrap());
+    assert!(!outbox.mark_rejected(&a.id, 2, "invalid_field", "x").unwrap(), "not its version");
+    assert!(outbox.mark_rejected(&a.id, 1, "invalid_field", "y").unwrap());
     let note = outbox.note(&a.id).unwrap().unwrap();
-    assert_eq!((note.state, note.reason.as_deref()), (State::Rejected, Some("invalid_field: y")));
+    assert_eq!(
+        (note.state, note.kind.as_deref(), note.reason.as_deref()),
+        (State::Rejected, Some("invalid_field"), Some("y"))
+    );
     assert_eq!(outbox.notes(Some(State::Rejected)).unwrap().len(), 1);
     assert_eq!(outbox.unreject(Some((&a.id, 1))).unwrap(), 1, "its dead letter went back to the queue");
     assert_eq!(outbox.note(&a.id).unwrap().unwrap().state, State::Sent);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::outbox::{OpenOptions, State};
-use crate::sender::TransportError;
+use crate::sender::{Limits, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, PullResult, TransportError};
 
 /// A queue that answers each call from a script (then acknowledges everything), recording
 /// the note ids of every batch.
@@ -24,6 +24,18 @@ enum Answer {
 }
 
 impl Transport for FakeQueue {
+    fn limits(&self) -> Limits {
+        Limits { max_entries: MAX_BATCH_ENTRIES, max_bytes: MAX_BATCH_BYTES }
+    }
+
+    fn pull_origin(&self) -> Option<String> {
+        None
+    }
+
+    fn pull(&self, _since: Option<&str>) -> Option<impl std::future::Future<Output = PullResult> + Send> {
+        None::<std::future::Ready<PullResult>>
+    }
+
     async fn send_batch(&self, batch: &[Outgoing<'_>]) -> Result<Vec<EntryResult>, TransportError> {
         self.batches.lock().unwrap().push(batch.iter().map(|m| (m.note_id.to_owned(), m.version)).collect());
         let answer = {
@@ -31,17 +43,17 @@ impl Transport for FakeQueue {
             if script.is_empty() { None } else { Some(script.remove(0)) }
         };
         match answer {
-            Some(Answer::Unreachable) => Err(TransportError { reason: "dispatch failure: connection refused".into() }),
+            Some(Answer::Unreachable) => Err(TransportError::unreachable("dispatch failure: connection refused")),
             Some(Answer::Refuse(positions)) => Ok((0..batch.len())
                 .map(|i| {
                     if positions.contains(&i) {
-                        EntryResult::Failed("InternalError: try again".into())
+                        EntryResult::Retry("InternalError: try again".into())
                     } else {
-                        EntryResult::Acked
+                        EntryResult::Accepted
                     }
                 })
                 .collect()),
-            None => Ok(vec![EntryResult::Acked; batch.len()]),
+            None => Ok(vec![EntryResult::Accepted; batch.len()]),
         }
     }
 }
@@ -69,7 +81,7 @@ async fn sync_sends_oldest_first_in_batches_of_ten_and_removes_exactly_the_ackno
     assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), vec![10, 10], "stops after a refusal");
     let sent_order: Vec<String> = batches.concat().into_iter().map(|(id, _)| id).collect();
     assert_eq!(sent_order, ids[..20]);
-    assert_eq!(report, SyncReport { sent: 19, failed: 1, pending: 4, unreachable: None });
+    assert_eq!(report, SyncReport { sent: 19, failed: 1, pending: 4, ..SyncReport::default() });
     let left: Vec<String> = outbox.pending().unwrap().into_iter().map(|p| p.note_id).collect();
     assert_eq!(left, vec![ids[13].clone(), ids[20].clone(), ids[21].clone(), ids[22].clone()]);
     assert_eq!(outbox.pending().unwrap()[0].attempts, 1);
