@@ -42,6 +42,21 @@ pub enum SyncError {
     },
 }
 
+/// How a sync runs: the lease it claims entries under, the stop request it checks between
+/// batches and pages, and how long it waits to see its own changes stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'a> {
+    /// The claim on the entries it sends.
+    pub lease: &'a Lease,
+    /// Set to stop between batches, pages and cycles (never mid-write).
+    pub stop: &'a AtomicBool,
+    /// How long to go on pulling (every [`CONFIRM_EVERY`]) until the changes this sync pushed
+    /// are seen stored. A change accepted but never seen stored, when another device's newer
+    /// version turns up, must be taken as lost and kept as a conflict (the client cannot tell
+    /// whether the other device had seen it); seeing it stored first keeps that rare.
+    pub confirm_within: Duration,
+}
+
 /// Progress of a sync, for a progress bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
@@ -52,15 +67,15 @@ pub struct Progress {
 }
 
 /// Pushes, then pulls (when the transport can), then pushes what the pull queued again (edits
-/// rebased over a newer version). Stops early when the remote is unreachable or `stop` is set
-/// (checked between batches and pages, so a stop never interrupts a write).
+/// rebased over a newer version), then pulls until its own changes are seen stored (at most
+/// [`Run::confirm_within`]). Stops early when the remote is unreachable or `stop` is set.
 pub async fn sync_once<T: Transport>(
     outbox: &mut Outbox,
     transport: &T,
-    lease: &Lease,
-    stop: &AtomicBool,
+    run: &Run<'_>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<SyncReport, SyncError> {
+    let Run { lease, stop, confirm_within } = *run;
     let mut report = SyncReport::default();
     push(outbox, transport, lease, stop, progress, &mut report).await?;
     if report.unreachable.is_none() && !stop.load(Ordering::SeqCst) {
@@ -68,10 +83,24 @@ pub async fn sync_once<T: Transport>(
         if report.pulled.as_ref().is_some_and(|p| p.rebased > 0) && report.unreachable.is_none() {
             push(outbox, transport, lease, stop, progress, &mut report).await?;
         }
+        let deadline = tokio::time::Instant::now() + confirm_within;
+        while report.sent > 0
+            && transport.pull_origin().is_some()
+            && report.unreachable.is_none()
+            && !stop.load(Ordering::SeqCst)
+            && tokio::time::Instant::now() < deadline
+            && outbox.status()?.sent > 0
+        {
+            tokio::time::sleep(CONFIRM_EVERY).await;
+            pull(outbox, transport, stop, &mut report).await?;
+        }
     }
     report.pending = outbox.status()?.pending;
     Ok(report)
 }
+
+/// How often [`sync_once`] pulls while it waits to see its changes stored.
+pub const CONFIRM_EVERY: Duration = Duration::from_millis(500);
 
 /// Sends pending entries, oldest first, in batches within the transport's limits, until none
 /// is left that this process may claim, the remote is unreachable, an entry was not taken, or
@@ -147,7 +176,7 @@ async fn pull<T: Transport>(
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     let Some(origin) = transport.pull_origin() else { return Ok(()) };
-    let mut applied = Applied::default();
+    let mut applied = report.pulled.take().unwrap_or_default();
     let mut cursor = outbox.pull_cursor(&origin)?;
     let mut error = None;
     while !stop.load(Ordering::SeqCst) {
@@ -224,12 +253,12 @@ pub fn backoff(interval: Duration, failures: u32) -> Duration {
 pub async fn watch<T: Transport>(
     outbox: &mut Outbox,
     transport: &T,
-    lease: &Lease,
+    run: &Run<'_>,
     source: &FlagsSource,
-    stop: &AtomicBool,
     on_event: &mut dyn FnMut(WatchEvent),
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(), SyncError> {
+    let stop = run.stop;
     let mut keeper = FlagsKeeper::default();
     let mut failures = 0u32;
     while !stop.load(Ordering::SeqCst) {
@@ -239,7 +268,7 @@ pub async fn watch<T: Transport>(
         }
         let interval = Duration::from_secs(in_force.flags.retry_interval_seconds);
         let next_in = if in_force.flags.retry_pending_notes {
-            let report = sync_once(outbox, transport, lease, stop, progress).await?;
+            let report = sync_once(outbox, transport, run, progress).await?;
             failures = if report.unreachable.is_some() { failures.saturating_add(1) } else { 0 };
             let next_in = backoff(interval, failures);
             on_event(WatchEvent::Synced { report, flags: in_force, next_in });
@@ -262,4 +291,8 @@ async fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
 }
 
 #[cfg(test)]
+mod fake;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod two_devices;

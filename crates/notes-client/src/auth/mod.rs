@@ -20,6 +20,8 @@ use std::time::Duration;
 use crate::outbox::{Outbox, OutboxError, StoredSession, now_ms};
 
 pub use jwt::Claims;
+#[cfg(test)]
+pub(crate) use jwt::token;
 
 /// How long before its expiry an access token is renewed.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);

@@ -74,8 +74,14 @@ async fn sync_sends_oldest_first_in_batches_of_ten_and_removes_exactly_the_ackno
     let queue = FakeQueue::default();
     queue.script.lock().unwrap().extend([Answer::Refuse(vec![]), Answer::Refuse(vec![3])]);
     let mut seen = Vec::new();
-    let report =
-        sync_once(&mut outbox, &queue, &lease(), &AtomicBool::new(false), &mut |p| seen.push(p)).await.unwrap();
+    let report = sync_once(
+        &mut outbox,
+        &queue,
+        &Run { lease: &lease(), stop: &AtomicBool::new(false), confirm_within: Duration::ZERO },
+        &mut |p| seen.push(p),
+    )
+    .await
+    .unwrap();
 
     let batches = queue.batches.lock().unwrap().clone();
     assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), vec![10, 10], "stops after a refusal");
@@ -88,7 +94,14 @@ async fn sync_sends_oldest_first_in_batches_of_ten_and_removes_exactly_the_ackno
     assert_eq!(outbox.note(&ids[0]).unwrap().unwrap().state, State::Sent);
     assert_eq!(seen.last(), Some(&Progress { done: 20, total: 23 }));
 
-    let report = sync_once(&mut outbox, &queue, &lease(), &AtomicBool::new(false), &mut |_| {}).await.unwrap();
+    let report = sync_once(
+        &mut outbox,
+        &queue,
+        &Run { lease: &lease(), stop: &AtomicBool::new(false), confirm_within: Duration::ZERO },
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
     assert_eq!((report.sent, report.pending), (4, 0), "the refused one goes first next time");
     assert_eq!(queue.batches.lock().unwrap()[2][0].0, ids[13]);
 }
@@ -102,7 +115,14 @@ async fn an_unreachable_queue_keeps_every_note_pending_with_the_reason() {
     }
     let queue = FakeQueue::default();
     queue.script.lock().unwrap().push(Answer::Unreachable);
-    let report = sync_once(&mut outbox, &queue, &lease(), &AtomicBool::new(false), &mut |_| {}).await.unwrap();
+    let report = sync_once(
+        &mut outbox,
+        &queue,
+        &Run { lease: &lease(), stop: &AtomicBool::new(false), confirm_within: Duration::ZERO },
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(report.unreachable.as_deref(), Some("dispatch failure: connection refused"));
     assert_eq!((report.sent, report.failed, report.pending), (0, 10, 15));
     assert_eq!(queue.batches.lock().unwrap().len(), 1, "no second call while unreachable");
@@ -118,11 +138,16 @@ async fn a_stop_request_ends_the_sync_between_batches() {
     }
     let stop = AtomicBool::new(false);
     let queue = FakeQueue::default();
-    let report = sync_once(&mut outbox, &queue, &lease(), &stop, &mut |p| {
-        if p.done == 10 {
-            stop.store(true, Ordering::SeqCst);
-        }
-    })
+    let report = sync_once(
+        &mut outbox,
+        &queue,
+        &Run { lease: &lease(), stop: &stop, confirm_within: Duration::ZERO },
+        &mut |p| {
+            if p.done == 10 {
+                stop.store(true, Ordering::SeqCst);
+            }
+        },
+    )
     .await
     .unwrap();
     assert_eq!((report.sent, report.pending), (10, 5));
@@ -166,9 +191,8 @@ async fn watch_rereads_the_flags_every_cycle_and_a_change_takes_effect_on_the_ne
     watch(
         &mut outbox,
         &queue,
-        &lease(),
+        &Run { lease: &lease(), stop: &stop, confirm_within: Duration::ZERO },
         &source,
-        &stop,
         &mut |event| {
             match &event {
                 WatchEvent::Paused { .. } => write(true, 5),

@@ -5,13 +5,17 @@ use std::io::IsTerminal;
 use notes_client::flags::{self, FlagsKeeper};
 use notes_client::outbox::{Lease, NoteRecord, Outbox};
 use notes_client::sender::Transport;
-use notes_client::sync::{self, Progress, SyncError, SyncReport, WatchEvent};
+use notes_client::sync::{self, Progress, Run, SyncError, SyncReport, WatchEvent};
 
 use super::app::Remote;
 use super::{App, StillPending, output};
 
 /// Longer than any one send may take (the SDK's operation timeout is 30 s).
 const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a sync goes on pulling to see its own changes stored (the consumer usually takes
+/// a second or two); after a write, shorter: the user is waiting.
+const CONFIRM: std::time::Duration = std::time::Duration::from_secs(5);
+const CONFIRM_AFTER_WRITE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A bar on a terminal when there is much to send; nothing otherwise.
 fn progress_bar() -> impl FnMut(Progress) {
@@ -40,12 +44,14 @@ async fn sync_with(
     app: &App,
     outbox: &mut Outbox,
     remote: &Remote,
+    confirm: std::time::Duration,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Option<SyncReport>, SyncError> {
     let lease = Lease::new(LEASE);
+    let run = Run { lease: &lease, stop: &app.stop, confirm_within: confirm };
     Ok(Some(match remote {
-        Remote::Api(api) => sync::sync_once(outbox, api.as_ref(), &lease, &app.stop, progress).await?,
-        Remote::Sqs(sqs) => sync::sync_once(outbox, sqs, &lease, &app.stop, progress).await?,
+        Remote::Api(api) => sync::sync_once(outbox, api.as_ref(), &run, progress).await?,
+        Remote::Sqs(sqs) => sync::sync_once(outbox, sqs, &run, progress).await?,
         Remote::None => return Ok(None),
     }))
 }
@@ -64,7 +70,7 @@ pub async fn after_write(app: &App, note: &NoteRecord) -> anyhow::Result<()> {
     println!("{}", note.id);
     let mut outbox = app.open()?;
     let remote = app.remote(&outbox, true).await?;
-    let report = match sync_with(app, &mut outbox, &remote, &mut |_| {}).await {
+    let report = match sync_with(app, &mut outbox, &remote, CONFIRM_AFTER_WRITE, &mut |_| {}).await {
         Ok(Some(report)) => report,
         Ok(None) => {
             let pending = outbox.status()?.pending;
@@ -108,7 +114,7 @@ pub async fn sync(app: &App, json: bool) -> anyhow::Result<()> {
         );
     }
     app.stop_on_signals();
-    let report = sync_with(app, &mut outbox, &remote, &mut progress_bar()).await?.expect("a remote");
+    let report = sync_with(app, &mut outbox, &remote, CONFIRM, &mut progress_bar()).await?.expect("a remote");
     print_report(&report, &remote, json);
     warn_conflicts(&report);
     if report.pending > 0 {
@@ -174,7 +180,8 @@ async fn watch_with<T: Transport>(
     on_event: &mut dyn FnMut(WatchEvent),
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(), SyncError> {
-    sync::watch(outbox, transport, lease, source, &app.stop, on_event, progress).await
+    let run = Run { lease, stop: &app.stop, confirm_within: CONFIRM };
+    sync::watch(outbox, transport, &run, source, on_event, progress).await
 }
 
 /// Pending count, oldest age, attempts, last error and the flags in force (as last stored:
