@@ -45,6 +45,8 @@ SQS = ("127.0.0.1", 4566)
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
                "AWS_DEFAULT_REGION": "us-east-1"}
 START = time.monotonic()
+# The owner the demo's workload writes as (a trusted sender sets it; the sync API takes it from the token).
+OWNER_ATTRIBUTE = {"owner": {"DataType": "String", "StringValue": "demo-service"}}
 
 
 def say(text):
@@ -151,7 +153,9 @@ class Demo:
     def send(self, kind, bodies):
         """Sends `bodies` (`kind`: "valid" or "malformed") and counts what SQS acknowledged."""
         for i in range(0, len(bodies), 10):
-            entries = [{"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i:i + 10])]
+            # A trusted sender: it names the owner of each change.
+            entries = [{"Id": str(j), "MessageBody": b, "MessageAttributes": OWNER_ATTRIBUTE}
+                       for j, b in enumerate(bodies[i:i + 10])]
             out = self.sqs.send_message_batch(QueueUrl=self.r["queue_url"], Entries=entries)
             if out.get("Failed"):
                 raise SystemExit(f"demo: SQS refused {len(out['Failed'])} messages: {out['Failed'][0]}")
@@ -166,7 +170,9 @@ class Demo:
         return sum(int(v) for v in a.values())
 
     def stored(self):
-        return self.dynamodb.scan(TableName=self.r["table"], Select="COUNT")["Count"]
+        return self.dynamodb.scan(TableName=self.r["table"], Select="COUNT", FilterExpression="#e = :note",
+                                  ExpressionAttributeNames={"#e": "entry"},
+                                  ExpressionAttributeValues={":note": {"S": "note"}})["Count"]
 
     def wait(self, what, check, timeout=120):
         deadline = time.monotonic() + timeout

@@ -206,7 +206,11 @@ def main():
         t.made[table_id] = {"Ref": table}
         if table not in dynamodb.list_tables()["TableNames"]:
             dynamodb.create_table(TableName=table, AttributeDefinitions=table_props["AttributeDefinitions"],
-                                  KeySchema=table_props["KeySchema"], BillingMode=table_props["BillingMode"])
+                                  KeySchema=table_props["KeySchema"], BillingMode=table_props["BillingMode"],
+                                  LocalSecondaryIndexes=table_props["LocalSecondaryIndexes"])
+            ttl = table_props["TimeToLiveSpecification"]
+            dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={
+                "AttributeName": ttl["AttributeName"], "Enabled": bool(ttl["Enabled"])})
         # The client feature flags parameter, with the template's name and initial value.
         ssm = boto3.client("ssm", endpoint_url=args.sqs_endpoint, region_name=REGION)
         flags = t.properties(t.find("AWS::SSM::Parameter"))

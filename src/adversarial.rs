@@ -23,6 +23,7 @@ fn note(id: &str, version: Value, title: &str, body: &str) -> String {
 /// An SQS record; `None` leaves a field out.
 fn record(id: Option<&str>, body: Option<Value>) -> Value {
     let mut r = json!({"receiptHandle": "rh", "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {"owner": {"stringValue": "alice", "dataType": "String"}},
         "eventSource": "aws:sqs", "eventSourceARN": ARN});
     if let Some(id) = id {
         r["messageId"] = json!(id);
@@ -137,10 +138,10 @@ async fn nul_and_emoji_in_fields_are_stored_and_a_lone_surrogate_is_refused() {
     assert_eq!(names, ["succeeded", "succeeded", "dead_lettered", "dead_lettered"]);
     assert_eq!(
         letter_attribute(&run.letters[0], attribute::ERROR_REASON),
-        Some("invalid_field: note.id contains a control character")
+        Some("note.id contains a control character")
     );
     let surrogate = letter_attribute(&run.letters[1], attribute::ERROR_REASON).unwrap();
-    assert!(surrogate.starts_with("invalid_json: unexpected end of hex escape"), "{surrogate}");
+    assert!(surrogate.starts_with("unexpected end of hex escape"), "{surrogate}");
 }
 
 #[tokio::test]
@@ -163,7 +164,7 @@ async fn versions_beyond_u64_negative_or_fractional_are_invalid_messages() {
     assert_eq!(run.failed, Ok(vec![]));
     let reasons: Vec<_> = run.letters.iter().map(|l| letter_attribute(l, attribute::ERROR_REASON).unwrap()).collect();
     assert_eq!(reasons.len(), 4);
-    assert!(reasons.iter().all(|r| r.starts_with("invalid_message: note.version: invalid")), "{reasons:#?}");
+    assert!(reasons.iter().all(|r| r.starts_with("note.version: invalid")), "{reasons:#?}");
 }
 
 #[tokio::test]
@@ -235,7 +236,18 @@ async fn no_log_line_or_letter_attribute_carries_a_title_or_body() {
             letters = run_with(&event, store_down).await.letters;
         })
         .await;
-        assert_eq!(letters.len(), bodies.len() - 1, "every invalid message dead-lettered");
+        if store_down {
+            // An invalid change whose note id and version can be read is retried until its
+            // rejection can be recorded for its author (and the outage brake holds back the
+            // rest): only changes nobody can be told of are dead-lettered at once.
+            assert!(!letters.is_empty());
+            for letter in &letters {
+                let i: usize = letter.source_message_id.as_deref().unwrap()[1..].parse().unwrap();
+                assert_eq!(crate::notes::Identity::peek(&bodies[i]), None, "m{i} dead-lettered untold");
+            }
+        } else {
+            assert_eq!(letters.len(), bodies.len() - 1, "every invalid message dead-lettered");
+        }
         for line in &lines {
             let text = line.to_string();
             assert!(!text.contains("Zq7Kx") && !text.contains("Wm3Pv"), "a log line carries note content: {text}");

@@ -5,6 +5,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::notes::DEFAULT_REJECTION_TTL;
 use sqs_partial_batch::{
     Backoff, DEFAULT_SHUTDOWN_GRACE, FifoMode, LogSuccesses, MAX_VISIBILITY_SECONDS, SQS_MAX_MESSAGE_BYTES, Settings,
 };
@@ -64,6 +65,9 @@ pub struct Config {
     /// Poll mode: how long a shutdown signal lets the batch in hand run before it is cut
     /// (`SHUTDOWN_GRACE_SECONDS`).
     pub shutdown_grace: Duration,
+    /// How long a rejection is kept for its author's pull (`REJECTION_TTL_SECONDS`): the
+    /// dead-letter queue's retention.
+    pub rejection_ttl: Duration,
 }
 
 /// Environment variables, with their defaults where they have one.
@@ -96,6 +100,9 @@ pub mod vars {
     pub const DLQ_MAX_MESSAGE_BYTES: &str = "DLQ_MAX_MESSAGE_BYTES";
     /// Poll mode: seconds the batch in hand may run after SIGTERM before it is cut; default 10.
     pub const SHUTDOWN_GRACE_SECONDS: &str = "SHUTDOWN_GRACE_SECONDS";
+    /// Seconds a rejection is kept for its author's pull; default 1209600 (14 days, the
+    /// dead-letter queue's retention).
+    pub const REJECTION_TTL_SECONDS: &str = "REJECTION_TTL_SECONDS";
     /// `each` (default) or `none`: whether a successful record gets a log line. Failures,
     /// retries, final attempts and dead letters always do.
     pub const LOG_SUCCESSES: &str = "LOG_SUCCESSES";
@@ -158,6 +165,12 @@ impl Config {
                 0,
                 3600,
             )?),
+            rejection_ttl: Duration::from_secs(env.number(
+                vars::REJECTION_TTL_SECONDS,
+                DEFAULT_REJECTION_TTL.as_secs(),
+                60,
+                DEFAULT_REJECTION_TTL.as_secs(),
+            )?),
             settings: Settings::default()
                 .with_max_receive_count(max_receive_count)
                 .with_backoff(Backoff::new(base, max))
@@ -182,18 +195,19 @@ fn invalid(name: &'static str, value: &str, expected: impl Into<String>) -> Conf
     ConfigError::Invalid { name, value: value.to_owned(), expected: expected.into() }
 }
 
-struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+/// Variables read through a lookup: trimmed, empty as unset, numbers checked against a range.
+pub(crate) struct Env<'a>(pub(crate) &'a dyn Fn(&str) -> Option<String>);
 
 impl Env<'_> {
-    fn optional(&self, name: &str) -> Option<String> {
+    pub(crate) fn optional(&self, name: &str) -> Option<String> {
         (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
-    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+    pub(crate) fn required(&self, name: &'static str) -> Result<String, ConfigError> {
         self.optional(name).ok_or(ConfigError::Missing(name))
     }
 
-    fn number<T>(&self, name: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    pub(crate) fn number<T>(&self, name: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
     where
         T: FromStr + PartialOrd + std::fmt::Display + Copy,
     {
@@ -239,6 +253,7 @@ mod tests {
         assert_eq!(c.settings.brake_after, 5);
         assert_eq!(c.dlq_max_message_bytes, 1024 * 1024);
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.rejection_ttl, Duration::from_secs(14 * 24 * 3600));
     }
 
     #[test]

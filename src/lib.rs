@@ -5,14 +5,20 @@
 //! (`crates/notes-client`), so that the consumer's build never compiles SQLite, SSM or the
 //! terminal UI.
 //!
-//! - [`notes`]: the note messages, their validation and their idempotent store.
+//! - [`notes`]: the note messages, their validation, their owners, their idempotent store and
+//!   the pull that reads them back.
+//! - [`api`]: the sync API end-user apps call (`src/bin/api.rs` runs it on Lambda).
 //! - [`config`]: the consumer's configuration, read and checked from the environment.
-//! - [`logging`]: the consumer's JSON log lines.
+//! - [`aws`]: the one SDK configuration both functions build their clients from.
+//! - [`logging`]: the functions' JSON log lines.
 #![warn(missing_docs)]
 
 #[cfg(test)]
 mod adversarial;
+pub mod api;
+pub mod aws;
 pub mod config;
+pub mod errors;
 pub mod logging;
 pub mod notes;
 #[cfg(test)]

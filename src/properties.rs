@@ -40,9 +40,9 @@ proptest! {
         let replica = |order: Vec<&NoteMessage<'_>>| runtime.block_on(async {
             let store = crate::testing::MemoryStore::default();
             for message in order {
-                store.apply(message).await.unwrap();
+                store.apply(&crate::notes::Owner::parse("o").unwrap(), message).await.unwrap();
             }
-            store.winner("n")
+            store.winner("o", "n")
         });
         let forward = replica(messages.iter().collect());
         let backward = replica(messages.iter().rev().collect());

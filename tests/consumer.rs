@@ -152,7 +152,7 @@ async fn malformed_messages_are_dead_lettered_on_their_first_receive_with_their_
         let (kind, reason) = (attribute(letter, attribute::ERROR_KIND), attribute(letter, attribute::ERROR_REASON));
         match source.body() {
             Some("not json") => {
-                assert_eq!((kind, reason), ("invalid_json", "invalid_json: expected ident at line 1 column 2"))
+                assert_eq!((kind, reason), ("invalid_json", "expected ident at line 1 column 2"))
             }
             _ => assert_eq!(kind, "unsupported_schema", "{reason}"),
         }
@@ -398,7 +398,7 @@ async fn a_reason_with_characters_sqs_refuses_is_escaped_and_the_letter_is_sent(
     let letter = &rig.dead_letters(1).await[0];
     assert_eq!(letter.body(), messages[0].body());
     let reason = attribute(letter, attribute::ERROR_REASON);
-    assert!(reason.starts_with(r"invalid_message: op: unknown variant `\u{0}`"), "{reason}");
+    assert!(reason.starts_with(r"op: unknown variant `\u{0}`"), "{reason}");
     let key = format!("{}:1", messages[0].message_id().unwrap());
     assert_eq!(attribute(letter, attribute::DEAD_LETTER_KEY), key, "item 2: a stable key to spot duplicates");
 }

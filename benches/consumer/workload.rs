@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use notes_sync::notes::{NoteMessage, NoteStore, StoreError, Written};
+use notes_sync::notes::{NoteMessage, NoteStore, Owner, Rejection, StoreError, Written};
 use serde_json::json;
 use sqs_partial_batch::{DeadLetter, QueueError, QueueOps, VisibilityChange};
 
@@ -99,7 +99,7 @@ pub fn event(case: Case, n: usize) -> String {
                 "receiptHandle": format!("AQEB{}{i:08}", "Zm9vYmFyYmF6cXV4".repeat(23)),
                 "body": note_body(case, i),
                 "attributes": attributes,
-                "messageAttributes": {},
+                "messageAttributes": {"owner": {"stringValue": "3f9c2e57-owner-sub", "stringListValues": [], "binaryListValues": [], "dataType": "String"}},
                 "md5OfBody": "e4d909c290d0fb1ca068ffaddf22cbd0",
                 "eventSource": "aws:sqs",
                 "eventSourceARN": arn,
@@ -123,7 +123,7 @@ pub struct MemoryStore {
 }
 
 impl NoteStore for MemoryStore {
-    async fn apply(&self, message: &NoteMessage<'_>) -> Result<Written, StoreError> {
+    async fn apply(&self, _owner: &Owner, message: &NoteMessage<'_>) -> Result<Written, StoreError> {
         let note = &message.note;
         if note.id.starts_with(FLAKY_PREFIX) {
             return Err(StoreError("ProvisionedThroughputExceededException: rate exceeded".into()));
@@ -140,6 +140,10 @@ impl NoteStore for MemoryStore {
                 Ok(Written::Applied)
             }
         }
+    }
+
+    async fn reject(&self, _owner: &Owner, _rejection: &Rejection<'_>) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 

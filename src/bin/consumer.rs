@@ -7,14 +7,8 @@
 //! Thin by design: read the configuration, build the AWS clients once per process, run.
 
 use std::process::ExitCode;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_config::timeout::TimeoutConfig;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{LambdaEvent, service_fn};
 use notes_sync::config::{Config, MARGIN_CONFLICT, vars};
@@ -68,25 +62,17 @@ async fn main() -> ExitCode {
 
 async fn run(mode: Mode) -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    // One SDK configuration for every client. Each attempt is bounded so that a hung
-    // connection cannot eat the invocation; the engine's deadline bounds the rest. Poll
-    // mode's long receive overrides the attempt timeout for itself (the engine's poller).
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(SharedHttpClient::new(LazyHttps::default()))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(5))
-                .build(),
-        )
-        .load()
-        .await;
+    // One SDK configuration for every client (notes_sync::aws: compiled-in roots, bounded
+    // attempts; poll mode's long receive overrides the attempt timeout for itself).
+    let sdk = notes_sync::aws::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queues = SqsQueues::new(sqs.clone(), config.dlq_url).with_max_message_bytes(config.dlq_max_message_bytes);
     // The engine's own lines (one per record, buffered per batch) and its EMF go to stdout,
     // where Lambda's log capture reads them; tracing writes the rest there too.
     let engine = Engine::new(config.settings, queues).with_log(LogSink::new(std::io::stdout()));
-    let handler = NotesHandler::new(DynamoNoteStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name));
+    let store = DynamoNoteStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name)
+        .with_rejection_ttl(config.rejection_ttl);
+    let handler = NotesHandler::new(store);
 
     match mode {
         Mode::Lambda => {
@@ -140,52 +126,4 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
     }
     tracing::info!(event = "shutdown", "signal received: no more receives; the batch in hand has its grace");
-}
-
-/// The SDK's HTTPS client, built on first use and trusting the Mozilla root certificates
-/// compiled into the binary (webpki-root-certs). The SDK's default client read the system's CA
-/// store file by file before the first invocation (440 of ~1,100 system calls, issue 10) and
-/// built a throwaway connector for each client; this one does no TLS work before a request.
-#[derive(Debug, Default)]
-struct LazyHttps(OnceLock<SharedHttpClient>);
-
-impl HttpClient for LazyHttps {
-    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
-        self.0.get_or_init(https_client).http_connector(settings, components)
-    }
-}
-
-fn https_client() -> SharedHttpClient {
-    let mut trust = tls::TrustStore::empty();
-    for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-        trust.add_pem_certificate(pem(der));
-    }
-    // Fails only on an empty or malformed set; a test checks every compiled-in root.
-    let context = tls::TlsContext::builder().with_trust_store(trust).build().expect("the compiled-in roots");
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-        .tls_context(context)
-        .build_https()
-}
-
-/// A DER certificate as PEM, the form the SDK's trust store takes.
-fn pem(der: &[u8]) -> String {
-    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", aws_smithy_types::base64::encode(der))
-}
-
-#[cfg(test)]
-mod tests {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-
-    #[test]
-    fn every_compiled_in_root_survives_the_pem_round_trip_into_the_trust_store() {
-        let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS;
-        assert!(roots.len() > 100, "the Mozilla set: {} roots", roots.len());
-        for der in roots {
-            let back = CertificateDer::from_pem_slice(super::pem(der).as_bytes()).expect("PEM");
-            assert_eq!(back.as_ref(), der.as_ref());
-        }
-        let _client = super::https_client();
-    }
 }

@@ -130,6 +130,56 @@ impl Invalid {
             Self::Owner(_) => "invalid_owner",
         }
     }
+
+    /// What is wrong, without the kind in front: a dead letter and a rejection carry the kind
+    /// on its own.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Json(text) | Self::Shape(text) | Self::Field(text) | Self::Owner(text) => text.clone(),
+            Self::Schema(schema) => format!("schema {schema} is not supported (expected {SCHEMA_VERSION})"),
+        }
+    }
+}
+
+/// What can be read of a change that failed validation: enough to tell its author, if the
+/// note id and version are there. Lenient on purpose; never used to store anything but the
+/// rejection itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity<'a> {
+    /// The note id.
+    pub id: Cow<'a, str>,
+    /// The change's version.
+    pub version: u64,
+    /// The sending client, or empty when the message has none.
+    pub client_id: Cow<'a, str>,
+}
+
+impl<'a> Identity<'a> {
+    /// The note id, version and client id of a message body, when they can be read as a valid
+    /// message would carry them (an id of 1 to [`MAX_ID_BYTES`] bytes, a version from 1).
+    pub fn peek(body: &'a str) -> Option<Self> {
+        #[derive(Deserialize)]
+        struct Peek<'a> {
+            #[serde(borrow)]
+            note: PeekNote<'a>,
+            #[serde(borrow, default)]
+            client_id: Option<Cow<'a, str>>,
+        }
+        #[derive(Deserialize)]
+        struct PeekNote<'a> {
+            #[serde(borrow)]
+            id: Cow<'a, str>,
+            version: u64,
+        }
+        let peek: Peek<'a> = serde_json::from_str(body).ok()?;
+        let id_ok = !peek.note.id.is_empty() && peek.note.id.len() <= MAX_ID_BYTES;
+        let client_ok = peek.client_id.as_ref().is_none_or(|c| c.len() <= MAX_CLIENT_ID_BYTES);
+        (id_ok && client_ok && peek.note.version >= 1).then(|| Identity {
+            id: peek.note.id,
+            version: peek.note.version,
+            client_id: peek.client_id.unwrap_or_default(),
+        })
+    }
 }
 
 impl<'a> NoteMessage<'a> {
@@ -312,6 +362,27 @@ mod tests {
         let err = NoteMessage::parse(&with("op", &op)).unwrap_err().to_string();
         assert!(err.len() < 200, "{} bytes: {err}", err.len());
         assert!(err.starts_with("invalid_message: op: unknown variant `b\\u{60}"), "{err}");
+    }
+
+    #[test]
+    fn the_reason_is_the_text_without_its_kind() {
+        let err = NoteMessage::parse(&with("note.version", "0")).unwrap_err();
+        assert_eq!(err.detail(), "note.version must be at least 1");
+        assert_eq!(err.to_string(), format!("{}: {}", err.kind(), err.detail()));
+        let err = NoteMessage::parse(&with("schema", "2")).unwrap_err();
+        assert_eq!(err.to_string(), format!("{}: {}", err.kind(), err.detail()));
+    }
+
+    #[test]
+    fn an_invalid_change_still_names_its_note_version_and_client_when_they_are_readable() {
+        let body = with("note.updated_at", r#""yesterday""#);
+        let peek = Identity::peek(&body).unwrap();
+        assert_eq!((peek.id.as_ref(), peek.version, peek.client_id.as_ref()), ("n-1", 3, "laptop"));
+        assert_eq!(Identity::peek(r#"{"schema":9,"op":"x","note":{"id":"n","version":2}}"#).unwrap().client_id, "");
+        for unreadable in ["not json", r#"{"note":{"id":"n"}}"#, &with("note.version", "0"), &with("note.id", r#""""#)]
+        {
+            assert_eq!(Identity::peek(unreadable), None, "{unreadable}");
+        }
     }
 
     #[test]

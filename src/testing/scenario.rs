@@ -130,6 +130,11 @@ pub fn scenario_from_bytes(data: &[u8]) -> Scenario {
             attributes.insert("MessageGroupId".into(), json!(c.pick(&["g1", "g2", "g3"])));
         }
         record.insert("attributes".into(), Value::Object(attributes));
+        // Mostly an owner, as trusted senders set it; sometimes none or an empty one.
+        let owner = c.mostly(&["alice", "bob"], &["", "-"]);
+        if owner != "-" {
+            record.insert("messageAttributes".into(), json!({"owner": {"stringValue": owner, "dataType": "String"}}));
+        }
         record.insert("eventSourceARN".into(), json!(arn));
         record.insert("eventSource".into(), json!("aws:sqs"));
         records.push(Value::Object(record));

@@ -36,7 +36,7 @@ pub fn notes_binary() -> &'static std::path::Path {
 }
 
 /// The owner the test clients write as, when they send straight to SQS.
-pub const TEST_OWNER: &str = "test-owner";
+pub const TEST_OWNER: &str = super::OWNER;
 
 /// One client: its database, the endpoint it talks to and its queues.
 pub struct NotesCli {

@@ -82,12 +82,24 @@ pub async fn create_queues(
     Queues { url, arn, dlq_url, dlq_arn }
 }
 
-/// Sends bodies in order (FIFO: each with its group and a deduplication id); returns the
-/// message ids.
+/// The owner the tests' notes belong to: what a trusted sender sets in the `owner` attribute.
+pub const OWNER: &str = "test-owner";
+
+/// The `owner` message attribute of `owner`.
+pub fn owner_attribute(owner: &str) -> aws_sdk_sqs::types::MessageAttributeValue {
+    aws_sdk_sqs::types::MessageAttributeValue::builder().data_type("String").string_value(owner).build().unwrap()
+}
+
+/// Sends bodies in order as a trusted sender writing for [`OWNER`] (FIFO: each with its group
+/// and a deduplication id); returns the message ids.
 pub async fn send<B: AsRef<str>>(sqs: &aws_sdk_sqs::Client, url: &str, bodies: &[(B, Option<&str>)]) -> Vec<String> {
     let mut ids = Vec::new();
     for (i, (body, group)) in bodies.iter().enumerate() {
-        let mut send = sqs.send_message().queue_url(url).message_body(body.as_ref());
+        let mut send = sqs
+            .send_message()
+            .queue_url(url)
+            .message_body(body.as_ref())
+            .message_attributes(notes_sync::notes::OWNER_ATTRIBUTE, owner_attribute(OWNER));
         if let Some(group) = group {
             send = send.message_group_id(*group).message_deduplication_id(format!("d{i}"));
         }
@@ -121,27 +133,55 @@ pub async fn receive_n(sqs: &aws_sdk_sqs::Client, url: &str, count: usize, withi
     all
 }
 
-/// The notes table, keyed by `id`.
+/// The notes table as `template.yaml` declares it: keyed by (owner, sort key), with the local
+/// secondary index the pull reads.
 pub async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) {
+    use aws_sdk_dynamodb::types::{LocalSecondaryIndex, Projection, ProjectionType};
+    use notes_sync::notes::table;
+    let attribute =
+        |name: &str, kind| AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().unwrap();
+    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
     dynamodb
         .create_table()
         .table_name(name)
-        .attribute_definitions(
-            AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().unwrap(),
+        .attribute_definitions(attribute(table::OWNER, ScalarAttributeType::S))
+        .attribute_definitions(attribute(table::KEY, ScalarAttributeType::S))
+        .attribute_definitions(attribute(table::APPLIED_AT, ScalarAttributeType::N))
+        .key_schema(key(table::OWNER, KeyType::Hash))
+        .key_schema(key(table::KEY, KeyType::Range))
+        .local_secondary_indexes(
+            LocalSecondaryIndex::builder()
+                .index_name(table::BY_APPLIED_AT)
+                .key_schema(key(table::OWNER, KeyType::Hash))
+                .key_schema(key(table::APPLIED_AT, KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .unwrap(),
         )
-        .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap())
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await
         .unwrap();
 }
 
-/// A stored note's `(version, deleted, title)`, if any.
+/// A stored note of [`OWNER`]'s: `(version, deleted, title)`, if any.
 pub async fn stored(dynamodb: &aws_sdk_dynamodb::Client, table: &str, id: &str) -> Option<(u64, bool, Option<String>)> {
+    stored_of(dynamodb, table, OWNER, id).await
+}
+
+/// A stored note of `owner`'s: `(version, deleted, title)`, if any.
+pub async fn stored_of(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    owner: &str,
+    id: &str,
+) -> Option<(u64, bool, Option<String>)> {
+    use notes_sync::notes::{note_key, table as layout};
     let item = dynamodb
         .get_item()
         .table_name(table)
-        .key("id", AttributeValue::S(id.into()))
+        .key(layout::OWNER, AttributeValue::S(owner.into()))
+        .key(layout::KEY, AttributeValue::S(note_key(id)))
         .consistent_read(true)
         .send()
         .await

@@ -129,9 +129,18 @@ impl System {
         out.attributes().unwrap().values().map(|v| v.parse::<u64>().unwrap()).sum()
     }
 
-    /// Notes in the table.
+    /// Notes in the table (its rejections left out).
     pub async fn stored_count(&self) -> u64 {
-        let out = self.dynamodb.scan().table_name(self.resources.str("table")).send().await.unwrap();
+        let out = self
+            .dynamodb
+            .scan()
+            .table_name(self.resources.str("table"))
+            .filter_expression("#entry = :note")
+            .expression_attribute_names("#entry", notes_sync::notes::table::ENTRY)
+            .expression_attribute_values(":note", aws_sdk_dynamodb::types::AttributeValue::S("note".into()))
+            .send()
+            .await
+            .unwrap();
         out.count as u64
     }
 

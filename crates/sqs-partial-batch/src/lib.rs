@@ -32,7 +32,7 @@ pub use queue::{
     ATTRIBUTE_DROP_ORDER, DeadLetter, LetterParts, PLACEHOLDER_BODY, QueueError, QueueOps, SQS_MAX_MESSAGE_BYTES,
     VisibilityChange, attribute,
 };
-pub use record::{Attributes, Batch, EventError, Record, SqsSource};
+pub use record::{Attributes, Batch, EventError, MessageAttribute, Record, SqsSource};
 pub use report::{Counts, LogSink, LogSuccesses, METRIC_NAMES, metric};
 pub use settings::{FifoMode, MARGIN_CONFLICT, Settings};
 #[cfg(feature = "sdk")]

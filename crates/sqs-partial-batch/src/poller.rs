@@ -295,6 +295,7 @@ async fn receive(sqs: &aws_sdk_sqs::Client, options: &PollOptions, pause: Durati
         .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
         .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
         .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+        .message_attribute_names("All")
         .customize()
         .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(timeouts))
         .send()

@@ -35,6 +35,9 @@ pub struct Record<'a> {
     /// The system attributes the engine uses.
     #[serde(borrow, default)]
     pub attributes: Attributes<'a>,
+    /// The message's own string attributes, set by its sender.
+    #[serde(borrow, default)]
+    pub message_attributes: std::collections::BTreeMap<Cow<'a, str>, MessageAttribute<'a>>,
     /// The queue the message came from: `arn:aws:sqs:<region>:<account>:<name>`.
     #[serde(rename = "eventSourceARN", borrow, default, deserialize_with = "option_cow")]
     pub event_source_arn: Option<Cow<'a, str>>,
@@ -74,6 +77,14 @@ pub struct Attributes<'a> {
     pub sent_timestamp: Option<Cow<'a, str>>,
 }
 
+/// One message attribute as Lambda's event carries it; only string values are read.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct MessageAttribute<'a> {
+    /// The value of a `String` (or `Number`) attribute.
+    #[serde(rename = "stringValue", borrow, default, deserialize_with = "option_cow")]
+    pub string_value: Option<Cow<'a, str>>,
+}
+
 /// The payload was not an SQS event. The message names the JSON path where reading stopped.
 #[derive(Debug, thiserror::Error)]
 #[error("the invocation payload is not an SQS event: {0}")]
@@ -108,9 +119,25 @@ impl<'a> Record<'a> {
                 message_group_id: attribute(MessageSystemAttributeName::MessageGroupId),
                 sent_timestamp: attribute(MessageSystemAttributeName::SentTimestamp),
             },
+            message_attributes: message
+                .message_attributes()
+                .into_iter()
+                .flatten()
+                .map(|(name, value)| {
+                    (
+                        Cow::Borrowed(name.as_str()),
+                        MessageAttribute { string_value: value.string_value().map(Cow::Borrowed) },
+                    )
+                })
+                .collect(),
             event_source_arn: Some(Cow::Borrowed(queue_arn)),
             event_source: SqsSource,
         }
+    }
+
+    /// A string message attribute the sender set, if any.
+    pub fn message_attribute(&self, name: &str) -> Option<&str> {
+        self.message_attributes.get(name).and_then(|a| a.string_value.as_deref())
     }
 
     /// The message id, if SQS gave one (it always does; a hand-written event may not).
