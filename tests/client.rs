@@ -280,7 +280,7 @@ fn notes_are_written_read_and_refused_as_the_cli_promises() {
     let body_file = cli.path("plan.md");
     std::fs::write(&body_file, "line 1\nline 2\n").unwrap();
     let from_file = cli.ok(&["add", "--title", "Plan", "--body-file", body_file.to_str().unwrap()], 0);
-    assert!(from_file.stderr.contains("saved locally; 1 note pending (no queue configured)"), "{from_file:?}");
+    assert!(from_file.stderr.contains("saved locally; 1 note pending (no API or queue configured)"), "{from_file:?}");
     let plan = from_file.stdout.trim().to_owned();
     let mut stdin = cli.command(&["add", "--title", "Piped", "-"]);
     let mut child = stdin.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
@@ -321,5 +321,9 @@ fn notes_are_written_read_and_refused_as_the_cli_promises() {
     assert_eq!(cli.run(&["list", "--state", "lost"]).code, Some(2), "usage error");
     let status = cli.status();
     assert_eq!((status["status"]["pending"].as_u64(), status["flags"]["origin"].as_str()), (Some(2), Some("defaults")));
-    assert!(cli.ok(&["sync"], 1).stderr.contains("no queue: pass --queue-url or set NOTES_QUEUE_URL"));
+    let nowhere = cli.ok(&["sync"], 1).stderr;
+    assert!(
+        nowhere.contains("nothing to sync with: notes login (with --api-url), or --queue-url and --owner"),
+        "{nowhere}"
+    );
 }

@@ -44,6 +44,8 @@ pub struct NotesCli {
     pub endpoint: String,
     pub queue_url: String,
     pub dlq_url: Option<String>,
+    /// Set after the defaults: `Some` sets a variable, `None` removes it.
+    pub env: Vec<(String, Option<String>)>,
     dir: tempfile::TempDir,
 }
 
@@ -69,7 +71,44 @@ impl NotesCli {
             endpoint: endpoint.to_owned(),
             queue_url: queue_url.to_owned(),
             dlq_url: None,
+            env: Vec::new(),
             dir,
+        }
+    }
+
+    /// An end user's device: no AWS credentials, no queue and no owner; the sync API at
+    /// `api_url`, Cognito (moto) at `cognito` with the app client `client_id`.
+    pub fn end_user(api_url: &str, cognito: &str, client_id: &str) -> Self {
+        let mut cli = Self::new(cognito, "");
+        for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "NOTES_OWNER"] {
+            cli.env.push((name.to_owned(), None));
+        }
+        for (name, value) in [
+            ("NOTES_API_URL", api_url),
+            ("NOTES_USER_POOL_CLIENT_ID", client_id),
+            ("NOTES_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", cognito),
+        ] {
+            cli.env.push((name.to_owned(), Some(value.to_owned())));
+        }
+        cli
+    }
+
+    /// `notes login` with the password on stdin.
+    pub fn login(&self, username: &str, password: &str) -> Run {
+        let mut child = self
+            .command(&["login", "--username", username, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start notes login");
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), format!("{password}\n").as_bytes()).unwrap();
+        let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+        Run {
+            code: status.code(),
+            stdout: String::from_utf8(stdout).unwrap(),
+            stderr: String::from_utf8(stderr).unwrap(),
         }
     }
 
@@ -99,6 +138,12 @@ impl NotesCli {
         }
         if let Some(dlq) = &self.dlq_url {
             command.env("NOTES_DLQ_URL", dlq);
+        }
+        for (name, value) in &self.env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
         }
         super::emulators::dies_with_test(&mut command);
         command
