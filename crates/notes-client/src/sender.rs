@@ -157,7 +157,9 @@ impl Transport for SqsTransport {
                 if self.fifo() {
                     // One group per note keeps its changes in order; the deduplication id makes
                     // a resend after a lost acknowledgement a no-op within SQS's 5 minutes.
-                    entry = entry.message_group_id(m.note_id).message_deduplication_id(dedup_id(m.note_id, m.version));
+                    entry = entry
+                        .message_group_id(m.note_id)
+                        .message_deduplication_id(dedup_id(m.note_id, m.version, m.body));
                 }
                 entry.build().expect("id and body are set")
             })
@@ -190,17 +192,23 @@ impl Transport for SqsTransport {
     }
 }
 
-/// The FIFO deduplication id of one note version: ids are at most 128 characters of
-/// `[A-Za-z0-9!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~]`; other characters (and long ids) are
-/// replaced by a hash so that the id stays unique per note and version.
-fn dedup_id(note_id: &str, version: u64) -> String {
-    let plain = format!("{note_id}:{version}");
+/// The FIFO deduplication id of one change: its note id and version, and a hash of its body
+/// (edits made while one is in flight keep the version, and must not be taken for a resend; the
+/// body has the client id too). Ids are at most 128 characters of
+/// `[A-Za-z0-9!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~]`; other characters (and long note ids) are
+/// replaced by a hash.
+fn dedup_id(note_id: &str, version: u64, body: &str) -> String {
+    let body = fnv1a(body.as_bytes());
+    let plain = format!("{note_id}:{version}:{body:016x}");
     if plain.len() <= 128 && plain.chars().all(|c| c.is_ascii_graphic()) {
         return plain;
     }
-    // FNV-1a, 64 bits: stable across runs and platforms, unlike std's hasher.
-    let hash = note_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    format!("h{hash:016x}:{version}")
+    format!("h{:016x}:{version}:{body:016x}", fnv1a(note_id.as_bytes()))
+}
+
+/// FNV-1a, 64 bits: stable across runs and platforms, unlike std's hasher.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
 }
 
 #[cfg(test)]
@@ -208,11 +216,14 @@ mod tests {
     use super::dedup_id;
 
     #[test]
-    fn fifo_deduplication_ids_are_note_id_and_version_within_sqs_rules() {
-        assert_eq!(dedup_id("n-1", 3), "n-1:3");
-        let odd = dedup_id("notes with spaces", 2);
-        assert!(odd.starts_with('h') && odd.ends_with(":2"), "{odd}");
-        assert_ne!(odd, dedup_id("notes with spaces!", 2));
-        assert!(dedup_id(&"x".repeat(128), 1).len() <= 128);
+    fn fifo_deduplication_ids_are_one_per_change_within_sqs_rules() {
+        let id = dedup_id("n-1", 3, "{a}");
+        assert!(id.starts_with("n-1:3:") && id.len() == "n-1:3:".len() + 16, "{id}");
+        assert_eq!(id, dedup_id("n-1", 3, "{a}"), "a resend of the same change is deduplicated");
+        assert_ne!(id, dedup_id("n-1", 3, "{b}"), "a later edit at the same version is not");
+        let odd = dedup_id("notes with spaces", 2, "{}");
+        assert!(odd.starts_with('h') && odd.contains(":2:"), "{odd}");
+        assert_ne!(odd, dedup_id("notes with spaces!", 2, "{}"));
+        assert!(dedup_id(&"x".repeat(128), 1, "{}").len() <= 128);
     }
 }

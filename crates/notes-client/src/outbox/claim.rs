@@ -153,6 +153,12 @@ impl Outbox {
                         params![entry.note_id, version],
                     )
                     .map_err(err)?;
+                    // Taken: the next edit builds on it (see `next_version`).
+                    tx.execute(
+                        "UPDATE notes SET sent_version = MAX(COALESCE(sent_version, 0), ?2) WHERE id = ?1",
+                        params![entry.note_id, version],
+                    )
+                    .map_err(err)?;
                     release(&tx, &entry.note_id, lease).map_err(err)?;
                 }
                 Settled::Rejected { kind, reason } => {

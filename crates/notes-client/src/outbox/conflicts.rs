@@ -8,7 +8,7 @@
 use rusqlite::{TransactionBehavior, params};
 
 use super::notes::{change, next_version, store_local};
-use super::state::NoteRecord;
+use super::state::{NoteRecord, State};
 use super::{Outbox, OutboxError};
 
 /// Whose text a conflict kept.
@@ -130,9 +130,16 @@ impl Outbox {
             return Err(OutboxError::NoConflict(id.to_owned()));
         }
         if kept_wins {
-            let (version, server) = next_version(&tx, &conflict.note_id).map_err(err)?.unwrap_or((0, 0));
+            // A change in flight would be replaced by the kept text: the user's newer edit lost.
+            let state: String = tx
+                .query_row("SELECT state FROM notes WHERE id = ?1", [&conflict.note_id], |r| r.get(0))
+                .map_err(err)?;
+            if matches!(State::parse(&state), State::Pending | State::Sent) {
+                return Err(OutboxError::InFlight(conflict.note_id.clone()));
+            }
             let c = &conflict;
-            let next = change(&c.note_id, version.max(server) + 1, c.deleted, &c.title, &c.body, &client_id)?;
+            let version = next_version(&tx, &c.note_id).map_err(err)?;
+            let next = change(&c.note_id, version, c.deleted, &c.title, &c.body, &client_id)?;
             store_local(&tx, &c.note_id, &next, c.deleted, &c.title, &c.body, &client_id).map_err(err)?;
         }
         // A note whose change lost is synced again once nothing of it is set aside any more.

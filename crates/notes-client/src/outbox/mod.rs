@@ -82,6 +82,9 @@ pub enum OutboxError {
     /// `resolve` of a note (or conflict id) that has no conflict.
     #[error("{0} has no conflict to resolve (notes conflicts lists them)")]
     NoConflict(String),
+    /// `resolve` would replace a change still in flight (pending or sent) with the kept text.
+    #[error("note {0} has a change not yet synced: run notes sync first, then resolve")]
+    InFlight(String),
     /// `resolve` of a note with several conflicts: name one of them.
     #[error("note {note} has {} conflicts: resolve one at a time by its id ({})", ids.len(), ids.join(", "))]
     SeveralConflicts {

@@ -72,13 +72,31 @@ pub(crate) fn store_local(
     Ok(())
 }
 
-/// The version a new local change of note `id` gets: one above both its local version and the
-/// newest the server is known to hold, so it is never discarded as older.
-pub(crate) fn next_version(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<(u64, u64)>> {
-    tx.query_row("SELECT version, COALESCE(server_version, 0) FROM notes WHERE id = ?1", [id], |r| {
-        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-    })
-    .optional()
+/// The version a new local change of note `id` gets (`None` for a new note: 1).
+///
+/// One above what it builds on: the newest version the server is known to hold, or our own
+/// newest the remote took. Edits made while a change waits unsent coalesce at that same version
+/// (with a later `updated_at`): a device that edits a note several times offline still sends one
+/// version above its base, so another device can tell a concurrent change (the same version)
+/// from one made on top of its own (a higher one). A change possibly on the wire (its entry
+/// leased by a sender) keeps its version: the next edit goes above it, so that no two changes
+/// the server may see share (note, version, client).
+pub(crate) fn next_version(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<u64> {
+    let base: Option<i64> = tx
+        .query_row(
+            "SELECT MAX(COALESCE(server_version, 0), COALESCE(sent_version, 0)) FROM notes WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let on_the_wire: Option<i64> = tx
+        .query_row(
+            "SELECT version FROM outbox WHERE note_id = ?1 AND lease_owner IS NOT NULL AND lease_until > ?2",
+            params![id, now_ms()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok((base.unwrap_or(0) + 1).max(on_the_wire.map_or(0, |v| v + 1)) as u64)
 }
 
 fn now_rfc3339() -> String {
@@ -144,25 +162,19 @@ impl Outbox {
         let deleted = op == Op::Delete;
         let path = self.path.clone();
         let err = |e| super::classify(&path, e);
-        // Checked before the transaction too, so that a refusal never waits for a lock.
-        let server = self.note_server_version(id)?;
-        let change = change(id, base.unwrap_or(0).max(server) + 1, deleted, title, body, &self.client_id)?;
+        // Checked before the transaction too, so that a refusal never waits for a lock: the
+        // version only changes the message's length by a digit or two.
+        change(id, 1, deleted, title, body, &self.client_id)?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
-        let stored = next_version(&tx, id).map_err(err)?;
-        if stored.map(|(v, _)| v) != base || stored.map_or(0, |(_, s)| s) != server {
+        let stored: Option<i64> =
+            tx.query_row("SELECT version FROM notes WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(err)?;
+        if stored.map(|v| v as u64) != base {
             return Ok(None);
         }
+        let change = change(id, next_version(&tx, id).map_err(err)?, deleted, title, body, &self.client_id)?;
         store_local(&tx, id, &change, deleted, title, body, &self.client_id).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(Some(self.note(id)?.expect("just written")))
-    }
-
-    fn note_server_version(&self, id: &str) -> Result<u64, OutboxError> {
-        self.conn
-            .query_row("SELECT COALESCE(server_version, 0) FROM notes WHERE id = ?1", [id], |r| r.get::<_, i64>(0))
-            .optional()
-            .map(|v| v.unwrap_or(0) as u64)
-            .map_err(|e| self.err(e))
     }
 
     /// One note.

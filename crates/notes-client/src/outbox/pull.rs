@@ -5,11 +5,16 @@
 //! - already known (not newer than the server version last seen): dropped — the pull repeats
 //!   its last W seconds by design;
 //! - no local change in flight: the server's version becomes the note (`synced`); a `conflict`
-//!   stays one until resolved; a `rejected` text of ours that differs is kept aside first;
+//!   stays one until resolved; a `rejected` text of ours that differs is kept aside first, and
+//!   so is our stored version when another client's of the *same* version replaced it (a
+//!   concurrent change won the tie; a higher version is one built on ours);
 //! - our change in flight (`pending`/`sent`) and the server holds exactly it: `synced`;
 //!   the server's is older: nothing (ours will win);
 //! - the server's is newer and another client's: a conflict — the note becomes the server's,
-//!   our text is kept aside (`mine`), our entry leaves the outbox;
+//!   our text is kept aside (`mine`), our entry leaves the outbox (also when the server's is a
+//!   higher version: it may build on ours, or not, and only a base it had seen would tell);
+//! - the server's is older but another client's, unseen: ours will overwrite it, so its text is
+//!   kept aside (`theirs`);
 //! - the server's is newer and *ours* (a version this database does not know: it is behind,
 //!   restored from a backup or a copy): our change is rebased onto it (next version, queued
 //!   again), so it is stored, not discarded; the server's text is kept aside (`theirs`).
@@ -159,9 +164,18 @@ fn apply_note(
     let in_flight = matches!(l.state, State::Pending | State::Sent);
     if !in_flight {
         // Nothing of ours in flight. A rejected text of ours is the user's: kept, not replaced.
+        let lost_tie = l.state == State::Synced && l.client_id == me && s.client_id != me && s.version == l.version;
         let state = match l.state {
             State::Rejected if !same_text(&l, s) => {
                 let reason = format!("refused by the server, then replaced by v{} from {}", s.version, s.client_id);
+                keep(tx, &s.id, "mine", &l, &reason).map_err(err)?;
+                applied.conflicts += 1;
+                State::Conflict
+            }
+            // Our stored version was replaced by another client's of the same version: a
+            // concurrent change (same base) that won the tie. A higher version builds on ours.
+            State::Synced if lost_tie && !same_text(&l, s) => {
+                let reason = format!("stored, then lost a tie to v{} from {}", s.version, s.client_id);
                 keep(tx, &s.id, "mine", &l, &reason).map_err(err)?;
                 applied.conflicts += 1;
                 State::Conflict
@@ -175,7 +189,16 @@ fn apply_note(
     }
     let ours = order(l.version, &l.updated_at, &l.client_id);
     if theirs < ours {
-        // Ours is newer: it wins when it arrives (or already has; the pull shows it later).
+        // Ours is newer: it wins when it arrives. Another client's change that we had not seen
+        // is one it will overwrite unseen: its text is kept aside.
+        if s.client_id != me && !same_text(&l, s) {
+            let reason = format!(
+                "v{} from {}, stored while your change was on its way: yours wins over it",
+                s.version, s.client_id
+            );
+            keep(tx, &s.id, "theirs", &server_text(s), &reason).map_err(err)?;
+            applied.conflicts += 1;
+        }
         return Ok(());
     }
     if theirs == ours || same_text(&l, s) {
@@ -193,17 +216,7 @@ fn apply_note(
             s.version
         );
         if !s.deleted {
-            let server = Local {
-                version: s.version,
-                title: s.title.clone().unwrap_or_default(),
-                body: s.body.clone().unwrap_or_default(),
-                deleted: false,
-                updated_at: s.updated_at.clone(),
-                client_id: s.client_id.clone(),
-                state: State::Synced,
-                server: None,
-            };
-            keep(tx, &s.id, "theirs", &server, &reason).map_err(err)?;
+            keep(tx, &s.id, "theirs", &server_text(s), &reason).map_err(err)?;
         }
         let rebased = change(&s.id, s.version + 1, l.deleted, &l.title, &l.body, me)?;
         store_local(tx, &s.id, &rebased, l.deleted, &l.title, &l.body, me).map_err(err)?;
@@ -217,6 +230,20 @@ fn apply_note(
     overwrite(tx, s, State::Conflict, false).map_err(err)?;
     applied.conflicts += 1;
     Ok(())
+}
+
+/// A server note as a text to keep aside.
+fn server_text(s: &ServerNote) -> Local {
+    Local {
+        version: s.version,
+        title: s.title.clone().unwrap_or_default(),
+        body: s.body.clone().unwrap_or_default(),
+        deleted: s.deleted,
+        updated_at: s.updated_at.clone(),
+        client_id: s.client_id.clone(),
+        state: State::Synced,
+        server: None,
+    }
 }
 
 /// The server's version becomes the note (inserted when `new`), in `state`.

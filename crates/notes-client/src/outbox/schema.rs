@@ -47,6 +47,8 @@ fn notes_table(name: &str) -> String {
     state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'synced', 'conflict', 'rejected')),
     kind TEXT,
     reason TEXT,
+    -- The newest version of ours the remote took (accepted, or acknowledged by SQS).
+    sent_version INTEGER,
     -- The newest version the server is known to hold (from a pull), in the consumer's order.
     server_version INTEGER,
     server_updated_at TEXT,
@@ -98,11 +100,13 @@ pub(crate) fn create(tx: &Transaction<'_>) -> rusqlite::Result<()> {
 pub(crate) fn migrate(tx: &Transaction<'_>, from: i32) -> rusqlite::Result<()> {
     if from < 2 {
         tx.execute_batch(&notes_table("notes_v2"))?;
-        // Every version-1 note was written here: its author is this database's client.
+        // Every version-1 note was written here: its author is this database's client. Its
+        // earlier versions may all have been sent: the next edit goes above them.
         tx.execute(
-            "INSERT INTO notes_v2 (id, version, title, body, deleted, updated_at, client_id, state, reason)
+            "INSERT INTO notes_v2 (id, version, title, body, deleted, updated_at, client_id, state, reason, sent_version)
              SELECT id, version, title, body, deleted, updated_at,
-                    COALESCE((SELECT value FROM meta WHERE key = 'client_id'), ''), state, reason FROM notes",
+                    COALESCE((SELECT value FROM meta WHERE key = 'client_id'), ''), state, reason,
+                    CASE state WHEN 'pending' THEN version - 1 ELSE version END FROM notes",
             [],
         )?;
         tx.execute_batch("DROP TABLE notes; ALTER TABLE notes_v2 RENAME TO notes;")?;

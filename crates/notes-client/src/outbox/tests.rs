@@ -45,8 +45,9 @@ fn edits_while_offline_coalesce_into_one_entry_at_the_latest_version_keeping_its
     let b = outbox.add("b", "1").unwrap();
     outbox.edit(&a.id, None, Some("2")).unwrap();
     let a3 = outbox.edit(&a.id, Some("a!"), None).unwrap();
-    assert_eq!((a3.version, a3.title.as_str(), a3.body.as_str()), (3, "a!", "2"));
-    assert_eq!(entries(&outbox), vec![(a.id.clone(), 3), (b.id.clone(), 1)], "one entry per note, oldest first");
+    // Unsent edits stay one version above what the note builds on (nothing yet: version 1).
+    assert_eq!((a3.version, a3.title.as_str(), a3.body.as_str()), (1, "a!", "2"));
+    assert_eq!(entries(&outbox), vec![(a.id.clone(), 1), (b.id.clone(), 1)], "one entry per note, oldest first");
 }
 
 #[test]
@@ -60,7 +61,7 @@ fn a_delete_supersedes_pending_edits() {
     let claimed = outbox.claim(&Lease::new(Duration::from_secs(60)), 10, 1 << 20).unwrap();
     assert_eq!(claimed.len(), 1);
     let body: serde_json::Value = serde_json::from_str(&claimed[0].body).unwrap();
-    assert_eq!((body["op"].as_str(), body["note"]["version"].as_u64()), (Some("delete"), Some(3)));
+    assert_eq!((body["op"].as_str(), body["note"]["version"].as_u64()), (Some("delete"), Some(1)));
     assert!(matches!(outbox.edit(&a.id, Some("x"), None), Err(OutboxError::Deleted(_))));
     assert!(matches!(outbox.delete("nope"), Err(OutboxError::NotFound(_))));
 }

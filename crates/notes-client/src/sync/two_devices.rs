@@ -156,10 +156,11 @@ async fn a_database_restored_from_a_backup_rebases_its_next_edit_so_it_is_stored
     a.sync().await;
     let backup = a._dir.path().join("backup.db");
     rusqlite::Connection::open(a.outbox.path()).unwrap().execute("VACUUM INTO ?1", [backup.to_str().unwrap()]).unwrap();
-    a.outbox.edit(&id, None, Some("tuesday")).unwrap();
-    a.outbox.edit(&id, None, Some("wednesday")).unwrap();
-    a.sync().await;
-    server.deliver();
+    for day in ["tuesday", "wednesday"] {
+        a.outbox.edit(&id, None, Some(day)).unwrap();
+        a.sync().await;
+        server.deliver();
+    }
     assert_eq!(server.stored(&id).unwrap().version, 3);
 
     // Restored: v1 again, with the same client id.
@@ -190,23 +191,42 @@ async fn a_pull_never_overwrites_a_pending_local_edit() {
     a.sync().await;
     server.deliver();
     b.sync().await;
-    // A writes v2 and v3; B edits v1 to its own v2 while the server is unreachable for it.
+    // B edits v1 to its own v2 while the server is unreachable for it; then A edits v1 twice
+    // (one v2, later) and syncs.
+    b.outbox.edit(&id, None, Some("b2")).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
     a.outbox.edit(&id, None, Some("a2")).unwrap();
-    a.outbox.edit(&id, None, Some("a3")).unwrap();
+    a.outbox.edit(&id, None, Some("a2, again")).unwrap();
     a.sync().await;
     server.deliver();
-    b.outbox.edit(&id, None, Some("b2")).unwrap();
     let before = b.outbox.note(&id).unwrap().unwrap();
-    // A page with A's v3 arrives while B's v2 is still pending (not yet pushed): B's text is
-    // kept, never overwritten, and its entry leaves the outbox (v2 would be discarded as older).
+    // A page with A's v2 arrives while B's v2 is still pending (not yet pushed): B's text is
+    // kept, never overwritten, and its entry leaves the outbox (it lost the tie: discarded).
     let page = Page { changes: vec![Change::Note(server.stored(&id).unwrap())], cursor: "c9".into(), more: false };
-    assert_eq!(before.state, State::Pending);
+    assert_eq!((before.state, before.version), (State::Pending, 2));
     let applied = b.outbox.apply_page("fake api as user", &page).unwrap();
     assert_eq!(applied.conflicts, 1);
     assert!(b.outbox.pending().unwrap().is_empty());
     let kept = b.outbox.conflicts().unwrap();
-    assert_eq!((kept.len(), kept[0].body.as_str(), kept[0].version), (1, "b2", before.version));
-    assert_eq!(b.state(&id), (State::Conflict, 3, "a3".into()));
+    assert_eq!((kept.len(), kept[0].side, kept[0].body.as_str()), (1, Side::Mine, "b2"));
+    assert_eq!(b.state(&id), (State::Conflict, 2, "a2, again".into()));
+
+    // The other way round: B's pending edit wins over a page with an older change of A's.
+    // B keeps its edit (still pending) and keeps A's text aside: its push will overwrite it.
+    let (mut a, mut b) = (Phone::new(&server), Phone::new(&server));
+    let id = a.outbox.add("Plan", "v1").unwrap().id;
+    a.sync().await;
+    server.deliver();
+    b.sync().await;
+    a.outbox.edit(&id, None, Some("a2")).unwrap();
+    a.sync().await;
+    server.deliver();
+    b.outbox.edit(&id, None, Some("b2, later")).unwrap();
+    let page = Page { changes: vec![Change::Note(server.stored(&id).unwrap())], cursor: "c9".into(), more: false };
+    assert_eq!(b.outbox.apply_page("fake api as user", &page).unwrap().conflicts, 1);
+    assert_eq!(b.state(&id), (State::Pending, 2, "b2, later".into()), "the local edit stays");
+    let kept = b.outbox.conflicts().unwrap();
+    assert_eq!((kept[0].side, kept[0].body.as_str()), (Side::Theirs, "a2"));
 }
 
 #[tokio::test]
@@ -312,4 +332,62 @@ async fn a_sync_that_waits_sees_its_own_change_stored_and_says_synced() {
     delivery.await.unwrap();
     assert_eq!(report.pulled.unwrap().synced, 1);
     assert_eq!(a.state(&id).0, State::Synced);
+}
+
+/// Both devices edit offline; the laptop syncs first and sees its v2 stored; the phone's v2,
+/// later in time, then replaces it (the consumer's tie-break). The laptop's text is not
+/// dropped: same version, another client, after ours was stored: a conflict on the laptop.
+#[tokio::test]
+async fn a_stored_version_replaced_by_a_concurrent_one_of_the_same_version_is_kept_as_a_conflict() {
+    let server = Server::new();
+    let (mut laptop, mut phone) = (Phone::new(&server), Phone::new(&server));
+    let id = laptop.outbox.add("Groceries", "milk").unwrap().id;
+    laptop.sync().await;
+    server.deliver();
+    phone.sync().await;
+    laptop.outbox.edit(&id, None, Some("milk, eggs")).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    phone.outbox.edit(&id, None, Some("milk, bread")).unwrap();
+    laptop.sync().await;
+    server.deliver();
+    laptop.sync().await;
+    assert_eq!(laptop.state(&id), (State::Synced, 2, "milk, eggs".into()));
+    phone.sync().await;
+    server.deliver();
+    laptop.sync().await;
+    phone.sync().await;
+    assert_eq!(server.stored(&id).unwrap().body.as_deref(), Some("milk, bread"));
+    assert_eq!(laptop.state(&id), (State::Conflict, 2, "milk, bread".into()));
+    assert_eq!(laptop.outbox.conflicts().unwrap()[0].body, "milk, eggs", "the laptop's text is kept");
+    assert_eq!(phone.state(&id), (State::Synced, 2, "milk, bread".into()));
+}
+
+/// A device that edits a note three times offline sends one version above what it built on
+/// (not three): against another device's one edit it is a tie the loser is told about, never
+/// a higher version taken for one made on top of the other's.
+#[tokio::test]
+async fn several_offline_edits_on_one_device_do_not_outrank_a_concurrent_edit_unseen() {
+    let server = Server::new();
+    let (mut a, mut b) = (Phone::new(&server), Phone::new(&server));
+    let id = a.outbox.add("Plan", "v1").unwrap().id;
+    a.sync().await;
+    server.deliver();
+    b.sync().await;
+    a.outbox.edit(&id, None, Some("a once")).unwrap();
+    a.sync().await;
+    server.deliver();
+    a.sync().await;
+    for text in ["b 1", "b 2", "b 3"] {
+        std::thread::sleep(Duration::from_millis(2));
+        b.outbox.edit(&id, None, Some(text)).unwrap();
+    }
+    assert_eq!(b.outbox.pending().unwrap()[0].version, 2, "one version above v1");
+    b.sync().await;
+    server.deliver();
+    a.sync().await;
+    b.sync().await;
+    // B's v2 is later: it wins the tie; A, whose v2 was stored first, keeps its text.
+    assert_eq!(server.stored(&id).unwrap().body.as_deref(), Some("b 3"));
+    assert_eq!(a.state(&id).0, State::Conflict);
+    assert_eq!(a.outbox.conflicts().unwrap()[0].body, "a once");
 }
