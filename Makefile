@@ -19,8 +19,8 @@ ORDERS := crates/sqs-partial-batch/examples
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-demo: ## The whole system locally: workload, retries, DLQ, alarm, SNS, redrive, the notes client offline (no AWS, no Docker)
-	scripts/venvs.sh localstack moto scripts
+demo: ## The whole system locally: workload, retries, DLQ, alarm, SNS, redrive, the notes client offline and through the sync API (no AWS, no Docker)
+	scripts/venvs.sh localstack moto scripts tools
 	$(CARGO) build --locked --workspace --bins
 	.venv/scripts/bin/python scripts/demo.py
 

@@ -184,6 +184,7 @@ fn apply_note(
             _ => State::Synced,
         };
         overwrite(tx, s, state, false).map_err(err)?;
+        let_go_of_stored_texts(tx, s).map_err(err)?;
         applied.updated += 1;
         return Ok(());
     }
@@ -205,6 +206,7 @@ fn apply_note(
         // The server holds exactly our change, or the same text: nothing left to send.
         tx.execute("DELETE FROM outbox WHERE note_id = ?1", [&s.id]).map_err(err)?;
         overwrite(tx, s, State::Synced, false).map_err(err)?;
+        let_go_of_stored_texts(tx, s).map_err(err)?;
         applied.synced += 1;
         return Ok(());
     }
@@ -229,6 +231,23 @@ fn apply_note(
     tx.execute("DELETE FROM outbox WHERE note_id = ?1", [&s.id]).map_err(err)?;
     overwrite(tx, s, State::Conflict, false).map_err(err)?;
     applied.conflicts += 1;
+    Ok(())
+}
+
+/// A text kept aside that the server now holds is safe: it is let go (and a note in conflict
+/// with nothing left aside is synced again), e.g. once the other device resolved it our way.
+fn let_go_of_stored_texts(tx: &Transaction<'_>, s: &ServerNote) -> rusqlite::Result<()> {
+    let (title, body) =
+        if s.deleted { ("", "") } else { (s.title.as_deref().unwrap_or(""), s.body.as_deref().unwrap_or("")) };
+    tx.execute(
+        "DELETE FROM conflicts WHERE note_id = ?1 AND deleted = ?2 AND (deleted OR (title = ?3 AND body = ?4))",
+        params![s.id, s.deleted, title, body],
+    )?;
+    tx.execute(
+        "UPDATE notes SET state = 'synced' WHERE id = ?1 AND state = 'conflict'
+           AND NOT EXISTS (SELECT 1 FROM conflicts WHERE note_id = ?1)",
+        [&s.id],
+    )?;
     Ok(())
 }
 

@@ -360,6 +360,17 @@ async fn a_stored_version_replaced_by_a_concurrent_one_of_the_same_version_is_ke
     assert_eq!(laptop.state(&id), (State::Conflict, 2, "milk, bread".into()));
     assert_eq!(laptop.outbox.conflicts().unwrap()[0].body, "milk, eggs", "the laptop's text is kept");
     assert_eq!(phone.state(&id), (State::Synced, 2, "milk, bread".into()));
+
+    // The laptop keeps its text; once the phone pulls it, nothing is left aside anywhere.
+    laptop.outbox.resolve(&id, Keep::Mine).unwrap();
+    laptop.sync().await;
+    server.deliver();
+    laptop.sync().await;
+    phone.sync().await;
+    for device in [&laptop, &phone] {
+        assert_eq!(device.state(&id), (State::Synced, 3, "milk, eggs".into()));
+        assert!(device.outbox.conflicts().unwrap().is_empty(), "a text the server holds is let go");
+    }
 }
 
 /// A device that edits a note three times offline sends one version above what it built on
