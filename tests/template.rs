@@ -559,7 +559,7 @@ fn every_dashboard_metric_exists_with_dimensions_that_resolve_to_this_stack() {
     );
     // AWS's own metrics (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/aws-services-cloudwatch-metrics.html),
     // per namespace: its names and the dimension that identifies our resource, with that resource's type.
-    let aws: [(&str, &[&str], &str, &str); 3] = [
+    let aws: [(&str, &[&str], &str, &str); 4] = [
         (
             "AWS/SQS",
             &[
@@ -577,6 +577,13 @@ fn every_dashboard_metric_exists_with_dimensions_that_resolve_to_this_stack() {
             "AWS::Serverless::Function",
         ),
         ("AWS/DynamoDB", &["ThrottledRequests", "ConsumedWriteCapacityUnits"], "TableName", "AWS::DynamoDB::Table"),
+        // HTTP APIs (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-metrics.html).
+        (
+            "AWS/ApiGateway",
+            &["Count", "4xx", "5xx", "Latency", "IntegrationLatency"],
+            "ApiId",
+            "AWS::Serverless::HttpApi",
+        ),
     ];
     let mut emf_seen = Vec::new();
     let widgets = body["widgets"].as_array().expect("widgets");
@@ -663,7 +670,8 @@ fn dashboard_shows_every_alarm_of_the_stack_and_reads_top_down_along_the_flow() 
     for (alarm, _) in t.resources_of_type("AWS::CloudWatch::Alarm") {
         assert!(shown.contains(&format!("{alarm}.Arn").as_str()), "{id} does not show {alarm}");
     }
-    // Queues, then the consumer's own metrics, then the function, then the table, then alarms.
+    // Queues, then the consumer's own metrics, then the function, then the table, then the
+    // sync API, then alarms.
     let row = |namespace: &dyn Fn(&serde_json::Value) -> bool| -> i64 {
         widgets
             .iter()
@@ -677,6 +685,7 @@ fn dashboard_shows_every_alarm_of_the_stack_and_reads_top_down_along_the_flow() 
         row(&|ns| placeholder(ns).is_some()),
         row(&|ns| ns == "AWS/Lambda"),
         row(&|ns| ns == "AWS/DynamoDB"),
+        row(&|ns| ns == "AWS/ApiGateway"),
         alarm_widget["y"].as_i64().unwrap(),
     ];
     assert!(rows.is_sorted(), "{id}: rows out of the flow's order: {rows:?}");
