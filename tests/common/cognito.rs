@@ -140,7 +140,7 @@ impl Cognito {
 pub fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("a JWT");
     let mut base64 = payload.replace('-', "+").replace('_', "/");
-    while base64.len() % 4 != 0 {
+    while !base64.len().is_multiple_of(4) {
         base64.push('=');
     }
     serde_json::from_slice(&aws_smithy_types::base64::decode(base64).unwrap()).unwrap()
