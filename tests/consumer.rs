@@ -282,7 +282,7 @@ async fn equal_versions_from_two_clients_converge_on_one_winner_and_a_replay_sta
     let rig = Rig::new(false, Backoff::new(5, 900)).await;
     let upsert = |id: &str, client: &str, updated_at: &str, title: &str| {
         let body = common::NoteMessage::new("upsert", id, 3, title).client(client).updated_at(updated_at);
-        Record { message_id: Some("m".into()), body: Some(body.to_string().into()), ..Record::default() }
+        common::owned_record(&body.to_string())
     };
     // 10:00+02:00 is 08:00Z: earlier than 09:00Z although its text sorts higher.
     let cases = [

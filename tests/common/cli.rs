@@ -65,6 +65,8 @@ impl Run {
 
 impl NotesCli {
     pub fn new(endpoint: &str, queue_url: &str) -> Self {
+        // Built (or found fresh) now, so that no test times a build as part of a command.
+        notes_binary();
         let dir = tempfile::tempdir().unwrap();
         Self {
             db: dir.path().join("notes.db"),

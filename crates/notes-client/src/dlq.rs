@@ -238,7 +238,7 @@ impl Dlq {
         Ok(())
     }
 
-    /// Resends the chosen dead letters' original bodies (and owners) to `source_url`, then deletes each
+    /// Resends the chosen dead letters' original bodies to `source_url`, then deletes each
     /// one whose resend SQS acknowledged; the others are released untouched. Resend first: a
     /// crash between the two leaves a duplicate, never a loss.
     pub async fn redrive_selected(&self, source_url: &str, selection: &Selection) -> Result<SelectiveReport, DlqError> {
@@ -254,10 +254,15 @@ impl Dlq {
                 .enumerate()
                 .map(|(i, l)| {
                     let mut e = SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(&l.body);
-                    // The owner goes back with the body: without it the consumer would refuse
-                    // the change as `missing_owner` (the operator redriving is a trusted sender).
+                    // The owner travels with the change: without it the consumer would
+                    // dead-letter the resend as `missing_owner`.
                     if let Some(owner) = l.attributes.get(OWNER_ATTRIBUTE) {
-                        e = e.message_attributes(OWNER_ATTRIBUTE, string_attribute(owner));
+                        let owner = MessageAttributeValue::builder()
+                            .data_type("String")
+                            .string_value(owner)
+                            .build()
+                            .expect("data type and value are set");
+                        e = e.message_attributes(OWNER_ATTRIBUTE, owner);
                     }
                     if fifo {
                         // A fresh deduplication id: the original one may still be inside SQS's
@@ -382,10 +387,6 @@ impl Dlq {
 
 /// Waits between two progress reads of a move task.
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
-
-fn string_attribute(value: &str) -> MessageAttributeValue {
-    MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("type and value are set")
-}
 
 #[cfg(test)]
 mod tests;
