@@ -5,60 +5,27 @@
 
 mod common;
 
-use aws_sdk_cognitoidentityprovider::types::{AttributeType, ExplicitAuthFlowsType};
+use common::Emulator;
 use common::cli::NotesCli;
-use common::{Emulator, sdk};
+use common::cognito::Cognito;
 use notes_client::outbox::{OpenOptions, Outbox};
 
 /// A user pool with a public app client in a moto of its own.
 struct Pool {
-    moto: Emulator,
-    idp: aws_sdk_cognitoidentityprovider::Client,
-    pool_id: String,
-    client_id: String,
+    _moto: Emulator,
+    cognito: Cognito,
 }
 
 impl Pool {
     async fn start() -> Self {
         let moto = Emulator::moto();
-        let idp = aws_sdk_cognitoidentityprovider::Client::new(&sdk(&moto.endpoint()).await);
-        let pool = idp.create_user_pool().pool_name("notes").send().await.unwrap();
-        let pool_id = pool.user_pool().unwrap().id().unwrap().to_owned();
-        let client = idp
-            .create_user_pool_client()
-            .user_pool_id(&pool_id)
-            .client_name("notes-cli")
-            .generate_secret(false)
-            .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserPasswordAuth)
-            .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
-            .send()
-            .await
-            .unwrap();
-        let client_id = client.user_pool_client().unwrap().client_id().unwrap().to_owned();
-        Self { moto, idp, pool_id, client_id }
-    }
-
-    /// Signs up and confirms a user; returns their `sub`.
-    async fn user(&self, name: &str, password: &str) -> String {
-        self.idp
-            .sign_up()
-            .client_id(&self.client_id)
-            .username(name)
-            .password(password)
-            .user_attributes(
-                AttributeType::builder().name("email").value(format!("{name}@example.com")).build().unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-        self.idp.admin_confirm_sign_up().user_pool_id(&self.pool_id).username(name).send().await.unwrap();
-        let user = self.idp.admin_get_user().user_pool_id(&self.pool_id).username(name).send().await.unwrap();
-        user.user_attributes().iter().find(|a| a.name() == "sub").and_then(|a| a.value()).unwrap().to_owned()
+        let cognito = Cognito::new(&moto.endpoint()).await;
+        Self { _moto: moto, cognito }
     }
 
     /// A device whose API is at `api_url`.
     fn device(&self, api_url: &str) -> NotesCli {
-        NotesCli::end_user(api_url, &self.moto.endpoint(), &self.client_id)
+        NotesCli::end_user(api_url, &self.cognito.endpoint, &self.cognito.client_id)
     }
 }
 
@@ -77,24 +44,22 @@ fn expire(cli: &NotesCli) {
     rusqlite::Connection::open(&cli.db).unwrap().execute("UPDATE session SET expires_at_ms = 0", []).unwrap();
 }
 
-const PASSWORD: &str = "Correct-horse-9";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_is_unsigned_needs_no_aws_credentials_and_never_shows_a_token_or_the_password() {
     crate::require_emulators!();
     let pool = Pool::start().await;
-    let sub = pool.user("alice", PASSWORD).await;
+    let alice = pool.cognito.user("alice").await;
     let cli = pool.device(&nowhere());
 
-    let run = cli.login("alice", PASSWORD);
+    let run = cli.login("alice", &alice.password);
     assert_eq!(run.code, Some(0), "{run:?}");
-    assert_eq!(run.stdout.trim(), format!("signed in as alice ({sub})"));
+    assert_eq!(run.stdout.trim(), format!("signed in as alice ({})", alice.sub));
     let stored = session(&cli);
-    assert_eq!((stored.username.as_str(), stored.sub.as_str()), ("alice", sub.as_str()));
+    assert_eq!((stored.username.as_str(), stored.sub.as_str()), ("alice", alice.sub.as_str()));
     let whoami = cli.ok(&["whoami", "--json"], 0);
     let status = cli.ok(&["status", "--json"], 0);
     for out in [&run.stdout, &run.stderr, &whoami.stdout, &whoami.stderr, &status.stdout] {
-        for secret in [stored.access_token.as_str(), stored.refresh_token.as_str(), PASSWORD] {
+        for secret in [stored.access_token.as_str(), stored.refresh_token.as_str(), alice.password.as_str()] {
             assert!(!out.contains(secret), "a secret was printed: {out}");
         }
     }
@@ -109,7 +74,7 @@ async fn login_is_unsigned_needs_no_aws_credentials_and_never_shows_a_token_or_t
     let wrong = cli.login("alice", "Wrong-horse-9");
     assert_eq!(wrong.code, Some(1), "{wrong:?}");
     assert!(wrong.stderr.contains("sign-in refused: NotAuthorizedException"), "{}", wrong.stderr);
-    assert_eq!(cli.run(&["login", "--username", "alice", "--password", PASSWORD]).code, Some(2));
+    assert_eq!(cli.run(&["login", "--username", "alice", "--password", &alice.password]).code, Some(2));
     let run = cli.ok(&["login", "--username", "alice"], 1);
     assert!(run.stderr.contains("no terminal to ask for the password: pipe it with --password-stdin"), "{run:?}");
     assert_eq!(session(&cli), stored, "a failed sign-in changes nothing");
@@ -119,9 +84,9 @@ async fn login_is_unsigned_needs_no_aws_credentials_and_never_shows_a_token_or_t
 async fn an_expired_access_token_is_renewed_without_the_user() {
     crate::require_emulators!();
     let pool = Pool::start().await;
-    pool.user("alice", PASSWORD).await;
+    let alice = pool.cognito.user("alice").await;
     let cli = pool.device(&nowhere());
-    assert_eq!(cli.login("alice", PASSWORD).code, Some(0));
+    assert_eq!(cli.login("alice", &alice.password).code, Some(0));
     let before = session(&cli);
     cli.ok(&["add", "--title", "t", "--body", "b"], 0);
     expire(&cli);
@@ -141,13 +106,13 @@ async fn an_expired_access_token_is_renewed_without_the_user() {
 async fn a_revoked_refresh_token_says_sign_in_again_with_its_exit_code_and_keeps_every_note() {
     crate::require_emulators!();
     let pool = Pool::start().await;
-    pool.user("alice", PASSWORD).await;
+    let alice = pool.cognito.user("alice").await;
     let cli = pool.device(&nowhere());
-    assert_eq!(cli.login("alice", PASSWORD).code, Some(0));
+    assert_eq!(cli.login("alice", &alice.password).code, Some(0));
     let ids: Vec<String> = (0..2)
         .map(|i| cli.ok(&["add", "--title", &format!("n{i}"), "--body", "b"], 0).stdout.trim().to_owned())
         .collect();
-    pool.idp.admin_user_global_sign_out().user_pool_id(&pool.pool_id).username("alice").send().await.unwrap();
+    pool.cognito.sign_out("alice").await;
     expire(&cli);
 
     let run = cli.ok(&["sync"], 6);
@@ -162,7 +127,7 @@ async fn a_revoked_refresh_token_says_sign_in_again_with_its_exit_code_and_keeps
     assert_eq!(cli.ok(&["sync"], 6).code, Some(6), "still signed out");
 
     // Signing in again brings the sync back (here to an unreachable API: still pending, 3).
-    assert_eq!(cli.login("alice", PASSWORD).code, Some(0));
+    assert_eq!(cli.login("alice", &alice.password).code, Some(0));
     cli.ok(&["sync"], 3);
 }
 
@@ -170,18 +135,17 @@ async fn a_revoked_refresh_token_says_sign_in_again_with_its_exit_code_and_keeps
 async fn logout_keeps_the_notes_and_another_user_cannot_take_the_database_over() {
     crate::require_emulators!();
     let pool = Pool::start().await;
-    let alice = pool.user("alice", PASSWORD).await;
-    pool.user("bob", PASSWORD).await;
+    let (alice, bob) = (pool.cognito.user("alice").await, pool.cognito.user("bob").await);
     let cli = pool.device(&nowhere());
-    assert_eq!(cli.login("alice", PASSWORD).code, Some(0));
+    assert_eq!(cli.login("alice", &alice.password).code, Some(0));
     let id = cli.ok(&["add", "--title", "alice's", "--body", "private"], 0).stdout.trim().to_owned();
     let run = cli.ok(&["logout"], 0);
     assert!(run.stdout.contains("signed out; every note is kept here (1 pending"), "{run:?}");
     assert_eq!(cli.ok(&["whoami", "--json"], 0).json()["signed_in"], false);
 
-    let bob = cli.login("bob", PASSWORD);
-    assert_eq!(bob.code, Some(1), "{bob:?}");
-    assert!(bob.stderr.contains(&format!("this database holds the notes of another user ({alice})")), "{bob:?}");
+    let run = cli.login("bob", &bob.password);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains(&format!("this database holds the notes of another user ({})", alice.sub)), "{run:?}");
     assert_eq!(cli.ok(&["whoami", "--json"], 0).json()["signed_in"], false, "bob is not signed in");
     assert_eq!(cli.ok(&["show", &id, "--json"], 0).json()["body"], "private");
 }

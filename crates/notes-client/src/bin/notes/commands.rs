@@ -69,7 +69,15 @@ fn remote_name(remote: &Remote) -> &'static str {
 pub async fn after_write(app: &App, note: &NoteRecord) -> anyhow::Result<()> {
     println!("{}", note.id);
     let mut outbox = app.open()?;
-    let remote = app.remote(&outbox, true).await?;
+    let remote = match app.remote(&outbox, true).await {
+        Ok(remote) => remote,
+        Err(e) if super::signed_out(&e) => {
+            let pending = outbox.status()?.pending;
+            eprintln!("saved locally; {} pending (sign in again: notes login)", output::notes_count(pending));
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     let report = match sync_with(app, &mut outbox, &remote, CONFIRM_AFTER_WRITE, &mut |_| {}).await {
         Ok(Some(report)) => report,
         Ok(None) => {
