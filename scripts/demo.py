@@ -55,7 +55,7 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AW
                "AWS_DEFAULT_REGION": "us-east-1"}
 START = time.monotonic()
 # The demo users' password (moto's Cognito): given on stdin, never as an argument.
-DEMO_PASSWORD = "Demo-password-1"
+DEMO_PASSWORD = "Demo-password-0123456789"
 # The owner the demo's workload writes as (a trusted sender sets it; the sync API takes it from the token).
 OWNER_ATTRIBUTE = {"owner": {"DataType": "String", "StringValue": "demo-service"}}
 
@@ -349,16 +349,14 @@ class Demo:
     # ------------------------------------------------------------------ the sync API
     def start_api(self):
         """Cognito (moto) with alice and bob, and the api function under `cargo lambda watch`."""
+        # The template's user pool and app client (provisioned in moto); users as an operator
+        # makes them (the pool takes no self sign-up).
         idp = boto3.client("cognito-idp", endpoint_url=f"http://{MOTO[0]}:{MOTO[1]}")
-        pool = idp.create_user_pool(PoolName=f"demo-{int(time.time())}")["UserPool"]["Id"]
-        app = idp.create_user_pool_client(
-            UserPoolId=pool, ClientName="notes", GenerateSecret=False,
-            ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"])["UserPoolClient"]["ClientId"]
+        pool, app = self.r["user_pool_id"], self.r["user_pool_client_id"]
         subs = {}
         for user in ("alice", "bob"):
-            idp.sign_up(ClientId=app, Username=user, Password=DEMO_PASSWORD,
-                        UserAttributes=[{"Name": "email", "Value": f"{user}@example.com"}])
-            idp.admin_confirm_sign_up(UserPoolId=pool, Username=user)
+            idp.admin_create_user(UserPoolId=pool, Username=user)
+            idp.admin_set_user_password(UserPoolId=pool, Username=user, Password=DEMO_PASSWORD, Permanent=True)
             attributes = idp.admin_get_user(UserPoolId=pool, Username=user)["UserAttributes"]
             subs[user] = next(a["Value"] for a in attributes if a["Name"] == "sub")
         with socket.socket() as probe:
@@ -366,7 +364,7 @@ class Demo:
             port = probe.getsockname()[1]
         env = {"QUEUE_URL": self.r["queue_url"], "TABLE_NAME": self.r["table"], "USER_POOL_ID": pool,
                "USER_POOL_CLIENT_IDS": app, "USER_POOL_REGION": "us-east-1",
-               "JWKS_URL": f"http://{MOTO[0]}:{MOTO[1]}/{pool}/.well-known/jwks.json", "PULL_OVERLAP_SECONDS": "5",
+               "JWKS_URL": self.r["jwks_url"], "PULL_OVERLAP_SECONDS": "5",
                "AWS_ENDPOINT_URL": SQS_ENDPOINT, "AWS_ENDPOINT_URL_DYNAMODB": f"http://{MOTO[0]}:{MOTO[1]}"}
         self.api_log = STATE / "demo-api.log"
         watch = subprocess.Popen(
