@@ -12,11 +12,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::api::LocalApi;
-use common::cli::NotesCli;
+use common::cli::{NotesCli, assert_consistent, change_some};
 use common::cognito::{Cognito, User};
 use common::proxy::{Mode, Proxy};
 use common::system::{Consumer, System, eventually};
-use notes_client::outbox::{Lease, OpenOptions, Outbox};
+use notes_client::outbox::{Lease, OpenOptions, Outbox, State};
 use notes_client::sender::SqsTransport;
 use notes_client::sync::{Run, sync_once};
 use serde_json::Value;
@@ -286,26 +286,8 @@ async fn an_unreachable_api_keeps_changes_pending_a_renewed_token_is_taken_and_a
     synced(&laptop, &later).await;
 }
 
-/// The database after a kill: sound, every note at the version the test wrote, and an outbox
-/// entry at exactly that version for every note not yet taken by the API.
-fn assert_consistent(cli: &NotesCli, model: &BTreeMap<String, (u64, bool)>) {
-    let outbox = Outbox::open(&cli.db, &OpenOptions::default()).unwrap();
-    assert_eq!(outbox.integrity_check().unwrap(), vec!["ok".to_owned()]);
-    let pending: BTreeMap<String, u64> =
-        outbox.pending().unwrap().into_iter().map(|p| (p.note_id, p.version)).collect();
-    for (id, &(version, deleted)) in model {
-        let note = outbox.note(id).unwrap().unwrap_or_else(|| panic!("note {id} lost"));
-        assert_eq!((note.version, note.deleted), (version, deleted), "note {id}");
-        match note.state.as_str() {
-            "pending" => assert_eq!(pending.get(id), Some(&version), "pending note {id} has no outbox entry"),
-            "sent" | "synced" => assert!(!pending.contains_key(id), "{:?} note {id} still queued", note.state),
-            other => panic!("note {id} is {other}"),
-        }
-    }
-}
-
 /// SIGKILL at seeded points of `notes sync` through the API: each round edits, deletes and adds
-/// about a third of the notes, starts the sync (push, pull, the wait to see its changes stored)
+/// about a third of the notes (`change_some`), starts the sync (push, pull, the wait to see its changes stored)
 /// and kills it after a delay drawn from zero to 0.6 x an uninterrupted sync's length. Rounds go
 /// on until 20 kills have hit a running sync. Nothing is lost, the database is sound after
 /// every kill, and after a final sync both of the user's devices and the table agree.
@@ -335,36 +317,12 @@ async fn sigkill_at_seeded_points_of_a_push_and_pull_sync_loses_nothing_and_both
     while live < LIVE_KILLS {
         rounds += 1;
         assert!(rounds <= 5 * LIVE_KILLS, "only {live} of {rounds} kills hit a running sync (span {span:?})");
-        for id in model.keys().cloned().collect::<Vec<_>>() {
-            if model[&id].1 {
-                continue;
-            }
-            match rng.u32(0..30) {
-                0..=8 => {
-                    let note = outbox.edit(&id, None, Some(&format!("edit {}", rng.u32(..)))).unwrap();
-                    model.insert(id, (note.version, false));
-                }
-                9 => {
-                    let note = outbox.delete(&id).unwrap();
-                    model.insert(id, (note.version, true));
-                }
-                _ => {}
-            }
-        }
+        change_some(&mut outbox, &mut model, &mut rng);
         let last_pull = outbox.meta("last_pull_at_ms").unwrap();
         let queued = outbox.pending().unwrap().len();
         let delay = span.mul_f64(0.6 * rng.f64());
-        let mut child = laptop
-            .command(&["sync"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        let running = child.try_wait().unwrap().is_none();
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert_consistent(&laptop, &model);
+        let running = laptop.kill_after(&["sync"], delay);
+        assert_consistent(&laptop, &model, &[State::Sent, State::Synced]);
         if running {
             live += 1;
             delays.push(delay.as_millis());
@@ -385,7 +343,7 @@ async fn sigkill_at_seeded_points_of_a_push_and_pull_sync_loses_nothing_and_both
 
     // Converged: every change stored, both devices at the same versions.
     all_synced(&laptop).await;
-    assert_consistent(&laptop, &model);
+    assert_consistent(&laptop, &model, &[State::Sent, State::Synced]);
     phone.ok(&["sync"], 0);
     for (id, &(version, deleted)) in &model {
         let n = show(&phone, id);

@@ -41,6 +41,15 @@ impl Phone {
     }
 }
 
+/// A note written on `a`, stored, and pulled by `b`: the start of most stories here.
+async fn shared(server: &Server, a: &mut Phone, b: &mut Phone, title: &str, body: &str) -> String {
+    let id = a.outbox.add(title, body).unwrap().id;
+    a.sync().await;
+    server.deliver();
+    b.sync().await;
+    id
+}
+
 #[tokio::test]
 async fn an_edit_on_one_device_reaches_the_other_and_a_delete_comes_back() {
     let server = Server::new();
@@ -73,10 +82,7 @@ async fn offline_edits_on_both_devices_converge_on_the_tables_winner_and_the_los
     for reversed in [false, true] {
         let server = Server::new();
         let (mut a, mut b) = (Phone::new(&server), Phone::new(&server));
-        let id = a.outbox.add("Plan", "v1").unwrap().id;
-        a.sync().await;
-        server.deliver();
-        b.sync().await;
+        let id = shared(&server, &mut a, &mut b, "Plan", "v1").await;
         a.outbox.edit(&id, None, Some("from A")).unwrap();
         b.outbox.edit(&id, None, Some("from B")).unwrap();
         a.sync().await;
@@ -112,10 +118,7 @@ async fn resolving_keep_mine_stores_our_text_as_the_next_version_and_keep_theirs
     for keep in [Keep::Mine, Keep::Theirs] {
         let server = Server::new();
         let (mut a, mut b) = (Phone::new(&server), Phone::new(&server));
-        let id = a.outbox.add("Plan", "v1").unwrap().id;
-        a.sync().await;
-        server.deliver();
-        b.sync().await;
+        let id = shared(&server, &mut a, &mut b, "Plan", "v1").await;
         // B's edit is older in the consumer's order (same version, earlier instant): A's wins.
         b.outbox.edit(&id, None, Some("from B")).unwrap();
         std::thread::sleep(Duration::from_millis(5));
@@ -187,10 +190,7 @@ async fn a_database_restored_from_a_backup_rebases_its_next_edit_so_it_is_stored
 async fn a_pull_never_overwrites_a_pending_local_edit() {
     let server = Server::new();
     let (mut a, mut b) = (Phone::new(&server), Phone::new(&server));
-    let id = a.outbox.add("Plan", "v1").unwrap().id;
-    a.sync().await;
-    server.deliver();
-    b.sync().await;
+    let id = shared(&server, &mut a, &mut b, "Plan", "v1").await;
     // B edits v1 to its own v2 while the server is unreachable for it; then A edits v1 twice
     // (one v2, later) and syncs.
     b.outbox.edit(&id, None, Some("b2")).unwrap();
@@ -214,10 +214,7 @@ async fn a_pull_never_overwrites_a_pending_local_edit() {
     // The other way round: B's pending edit wins over a page with an older change of A's.
     // B keeps its edit (still pending) and keeps A's text aside: its push will overwrite it.
     let (mut a, mut b) = (Phone::new(&server), Phone::new(&server));
-    let id = a.outbox.add("Plan", "v1").unwrap().id;
-    a.sync().await;
-    server.deliver();
-    b.sync().await;
+    let id = shared(&server, &mut a, &mut b, "Plan", "v1").await;
     a.outbox.edit(&id, None, Some("a2")).unwrap();
     a.sync().await;
     server.deliver();
@@ -296,10 +293,7 @@ async fn an_unreachable_api_keeps_every_change_pending_and_says_why() {
 async fn a_change_never_seen_stored_and_then_superseded_is_kept_as_a_conflict_not_dropped() {
     let server = Server::new();
     let (mut a, mut b) = (Phone::new(&server), Phone::new(&server));
-    let id = a.outbox.add("Plan", "a1").unwrap().id;
-    a.sync().await;
-    server.deliver();
-    b.sync().await;
+    let id = shared(&server, &mut a, &mut b, "Plan", "a1").await;
     b.outbox.edit(&id, None, Some("b2")).unwrap();
     b.sync().await;
     server.deliver();
@@ -341,10 +335,7 @@ async fn a_sync_that_waits_sees_its_own_change_stored_and_says_synced() {
 async fn a_stored_version_replaced_by_a_concurrent_one_of_the_same_version_is_kept_as_a_conflict() {
     let server = Server::new();
     let (mut laptop, mut phone) = (Phone::new(&server), Phone::new(&server));
-    let id = laptop.outbox.add("Groceries", "milk").unwrap().id;
-    laptop.sync().await;
-    server.deliver();
-    phone.sync().await;
+    let id = shared(&server, &mut laptop, &mut phone, "Groceries", "milk").await;
     laptop.outbox.edit(&id, None, Some("milk, eggs")).unwrap();
     std::thread::sleep(Duration::from_millis(5));
     phone.outbox.edit(&id, None, Some("milk, bread")).unwrap();
@@ -380,10 +371,7 @@ async fn a_stored_version_replaced_by_a_concurrent_one_of_the_same_version_is_ke
 async fn several_offline_edits_on_one_device_do_not_outrank_a_concurrent_edit_unseen() {
     let server = Server::new();
     let (mut a, mut b) = (Phone::new(&server), Phone::new(&server));
-    let id = a.outbox.add("Plan", "v1").unwrap().id;
-    a.sync().await;
-    server.deliver();
-    b.sync().await;
+    let id = shared(&server, &mut a, &mut b, "Plan", "v1").await;
     a.outbox.edit(&id, None, Some("a once")).unwrap();
     a.sync().await;
     server.deliver();
