@@ -69,7 +69,7 @@ impl std::str::FromStr for Keep {
 }
 
 impl Outbox {
-    /// Every conflict, oldest first.
+    /// Every conflict, oldest first (in the order they were found).
     pub fn conflicts(&self) -> Result<Vec<Conflict>, OutboxError> {
         self.conflicts_where("1 = 1", "")
     }
@@ -79,7 +79,7 @@ impl Outbox {
             .conn
             .prepare(&format!(
                 "SELECT id, note_id, side, version, title, body, deleted, updated_at, client_id, reason, found_at
-                 FROM conflicts WHERE {condition} AND ?1 IS NOT NULL ORDER BY found_at, id"
+                 FROM conflicts WHERE {condition} AND ?1 IS NOT NULL ORDER BY found_at, rowid"
             ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
