@@ -72,12 +72,15 @@ fuzz: ## Fuzz smoke: each cargo-fuzz target for FUZZ_SECONDS (default 30) from i
 fmt: ## Format the code
 	$(CARGO) fmt
 
-bench: ## Release benches: consumer vs a naive floor (criterion), cold init, peak RSS, sizes; ARM64=1 adds the arm64 zip
+bench: ## Release benches: consumer vs a naive floor, the sync API's push (criterion), cold init, peak RSS, sizes, the API end to end; ARM64=1 adds the arm64 zip
 	$(if $(filter 1,$(ARM64)),scripts/sam-build.sh arm64)
 	$(CARGO) bench --locked --bench consumer
-	# After the bench: it builds target/release/consumer too, with the bench profile (symbols kept).
-	$(CARGO) build --locked --release --bin consumer
+	$(CARGO) bench --locked --bench api
+	# After the benches: they build target/release/{consumer,api} too, with the bench profile (symbols kept).
+	$(CARGO) build --locked --release --bin consumer --bin api
 	python3 scripts/bench-runtime.py
+	scripts/venvs.sh localstack moto scripts tools
+	.venv/scripts/bin/python scripts/bench-api.py
 
 sam-build: ## sam build for arm64 (the deployed architecture), offline with cargo-lambda + zig
 	scripts/sam-build.sh arm64

@@ -357,8 +357,13 @@ fn dlq_depth_alarm_measures_visible_messages_on_the_dlq_and_notifies_the_alarm_t
             })
         })
         .collect();
-    assert_eq!(alarms.len(), 1, "exactly one alarm watches the DLQ");
-    let (id, alarm) = alarms[0];
+    // The depth alarm; the DLQ's age has its own (below).
+    let depth: Vec<_> = alarms
+        .into_iter()
+        .filter(|(_, a)| prop(a, "MetricName").and_then(Value::as_str) == Some("ApproximateNumberOfMessagesVisible"))
+        .collect();
+    assert_eq!(depth.len(), 1, "exactly one alarm watches the DLQ's depth");
+    let (id, alarm) = depth[0];
     assert_eq!(prop(alarm, "Namespace").and_then(Value::as_str), Some("AWS/SQS"), "{id}");
     assert_eq!(
         prop(alarm, "MetricName").and_then(Value::as_str),
@@ -882,4 +887,31 @@ fn every_alarm_notifies_the_alarm_topic_both_ways() {
             assert_eq!(prop(alarm, actions), Some(&Value::Sequence(vec![reference(topic)])), "{id} {actions}");
         }
     }
+}
+
+#[test]
+fn the_dlq_age_alarm_fires_days_before_a_dead_letter_expires_for_every_threshold() {
+    let t = Template::load();
+    let (dlq_id, dlq) = t.dead_letter_queue();
+    let retention = number(prop(dlq, "MessageRetentionPeriod").unwrap());
+    let (id, alarm) = t
+        .resources_of_type("AWS::CloudWatch::Alarm")
+        .find(|(_, a)| {
+            prop(a, "MetricName").and_then(Value::as_str) == Some("ApproximateAgeOfOldestMessage")
+                && format!("{:?}", prop(a, "Dimensions")).contains(&format!("\"{dlq_id}\""))
+        })
+        .expect("an age alarm on the DLQ");
+    let none = BTreeMap::new();
+    let periods = t.numbers(prop(alarm, "EvaluationPeriods").unwrap(), &none, 1);
+    let period = number(prop(alarm, "Period").unwrap());
+    for threshold in t.numbers(prop(alarm, "Threshold").unwrap(), &none, 0) {
+        for &n in &periods {
+            // It fires once the age has been above the threshold for its periods; by then there
+            // must still be three days to inspect, fix and redrive.
+            let fires_at = threshold + n * period;
+            assert!(fires_at + 3 * 24 * 3600 <= retention, "{id}: threshold {threshold} s fires at {fires_at} s of {retention}");
+        }
+    }
+    let says = |k: &str| prop(alarm, k).map(|v| format!("{v:?}").to_lowercase()).unwrap_or_default();
+    assert!(says("AlarmDescription").contains("docs/deploy.md#dlq-age"), "{id} names its runbook entry");
 }
