@@ -19,8 +19,8 @@ ORDERS := crates/sqs-partial-batch/examples
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-demo: ## The whole system locally: workload, retries, DLQ, alarm, SNS, redrive, the notes client offline (no AWS, no Docker)
-	scripts/venvs.sh localstack moto scripts
+demo: ## The whole system locally: workload, retries, DLQ, alarm, SNS, redrive, the notes client offline and through the sync API (no AWS, no Docker)
+	scripts/venvs.sh localstack moto scripts tools
 	$(CARGO) build --locked --workspace --bins
 	.venv/scripts/bin/python scripts/demo.py
 
@@ -74,12 +74,15 @@ fuzz: ## Fuzz smoke: each cargo-fuzz target for FUZZ_SECONDS (default 30) from i
 fmt: ## Format the code
 	$(CARGO) fmt
 
-bench: ## Release benches: consumer vs a naive floor (criterion), cold init, peak RSS, sizes; ARM64=1 adds the arm64 zip
+bench: ## Release benches: consumer vs a naive floor, the sync API's push (criterion), cold init, peak RSS, sizes, the API end to end; ARM64=1 adds the arm64 zip
 	$(if $(filter 1,$(ARM64)),scripts/sam-build.sh arm64)
 	$(CARGO) bench --locked --bench consumer
-	# After the bench: it builds target/release/consumer too, with the bench profile (symbols kept).
-	$(CARGO) build --locked --release --bin consumer
+	$(CARGO) bench --locked --bench api
+	# After the benches: they build target/release/{consumer,api} too, with the bench profile (symbols kept).
+	$(CARGO) build --locked --release --bin consumer --bin api
 	python3 scripts/bench-runtime.py
+	scripts/venvs.sh localstack moto scripts tools
+	.venv/scripts/bin/python scripts/bench-api.py
 
 sam-build: ## sam build for arm64 (the deployed architecture), offline with cargo-lambda + zig
 	scripts/sam-build.sh arm64

@@ -11,9 +11,13 @@ Starts LocalStack and moto, provisions them from template.yaml (scripts/provisio
   4. the DLQ-depth alarm goes to ALARM and its notification arrives through SNS;
   5. the store is back, so the DLQ is redriven with StartMessageMoveTask: the notes that
      failed for the outage are stored, the malformed ones come back with their reason;
-  6. the `notes` client: notes written while SQS is unreachable stay pending in its SQLite
-     outbox (`notes status`), then `notes sync --watch` drains them under the feature flags
-     once SQS is back.
+  6. the `notes` client as a trusted service: notes written while SQS is unreachable stay
+     pending in its SQLite outbox (`notes status`), then `notes sync --watch` drains them under
+     the feature flags once SQS is back;
+  7. the `notes` client as end users, through the sync API (`cargo lambda watch`, Cognito in
+     moto, no AWS credentials on any device): alice on a laptop and a phone, bob on his own;
+     offline edits on both of alice's devices, a conflict kept and resolved, a change the server
+     rejects seen by its author, and bob seeing none of alice's notes.
 
 Then it prints a summary. For speed (and said in the summary): backoff starts at 1 s and is
 capped at 8 s (deployed: 5 s and 900 s), and the alarm's period is 10 s instead of 60 s; its
@@ -26,10 +30,14 @@ import collections
 import json
 import os
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +46,7 @@ import boto3
 from fault_proxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parent.parent
+VENVS = Path(os.environ.get("VENV_DIR", ROOT / ".venv"))
 STATE = ROOT / ".local"
 SQS_ENDPOINT = "http://127.0.0.1:4566"
 MOTO = ("127.0.0.1", 5000)
@@ -45,6 +54,8 @@ SQS = ("127.0.0.1", 4566)
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
                "AWS_DEFAULT_REGION": "us-east-1"}
 START = time.monotonic()
+# The demo users' password (moto's Cognito): given on stdin, never as an argument.
+DEMO_PASSWORD = "Demo-password-0123456789"
 # The owner the demo's workload writes as (a trusted sender sets it; the sync API takes it from the token).
 OWNER_ATTRIBUTE = {"owner": {"DataType": "String", "StringValue": "demo-service"}}
 
@@ -251,7 +262,8 @@ class Demo:
                   lambda: self.depth(dlq) == w.rejected and self.depth(self.r["queue_url"]) == 0, timeout=60)
         self.redriven = self.stored() - before
         client = self.client()
-        self.summary(notification, reasons, client)
+        api = self.api_scene()
+        self.summary(notification, reasons, client, api)
 
     # ------------------------------------------------------------------ the client
     def notes(self, *args, check=True):
@@ -334,7 +346,130 @@ class Demo:
             raise SystemExit(f"demo: the move task failed: {tasks[0].get('FailureReason')}")
         return bool(tasks) and tasks[0]["Status"] == "COMPLETED"
 
-    def summary(self, notification, reasons, client):
+    # ------------------------------------------------------------------ the sync API
+    def start_api(self):
+        """Cognito (moto) with alice and bob, and the api function under `cargo lambda watch`."""
+        # The template's user pool and app client (provisioned in moto); users as an operator
+        # makes them (the pool takes no self sign-up).
+        idp = boto3.client("cognito-idp", endpoint_url=f"http://{MOTO[0]}:{MOTO[1]}")
+        pool, app = self.r["user_pool_id"], self.r["user_pool_client_id"]
+        subs = {}
+        for user in ("alice", "bob"):
+            idp.admin_create_user(UserPoolId=pool, Username=user)
+            idp.admin_set_user_password(UserPoolId=pool, Username=user, Password=DEMO_PASSWORD, Permanent=True)
+            attributes = idp.admin_get_user(UserPoolId=pool, Username=user)["UserAttributes"]
+            subs[user] = next(a["Value"] for a in attributes if a["Name"] == "sub")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {"QUEUE_URL": self.r["queue_url"], "TABLE_NAME": self.r["table"], "USER_POOL_ID": pool,
+               "USER_POOL_CLIENT_IDS": app, "USER_POOL_REGION": "us-east-1",
+               "JWKS_URL": self.r["jwks_url"], "PULL_OVERLAP_SECONDS": "5",
+               "AWS_ENDPOINT_URL": SQS_ENDPOINT, "AWS_ENDPOINT_URL_DYNAMODB": f"http://{MOTO[0]}:{MOTO[1]}"}
+        self.api_log = STATE / "demo-api.log"
+        watch = subprocess.Popen(
+            [VENVS / "tools/bin/cargo-lambda", "lambda", "watch", "--quiet", "--ignore-changes",
+             "--invoke-address", "127.0.0.1", "--invoke-port", str(port), "--bin", "api",
+             *[arg for k, v in env.items() for arg in ("--env-var", f"{k}={v}")]],
+            cwd=ROOT, stdout=open(self.api_log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes.append(watch)
+        # The API behind a switch, as SQS is for the trusted client: devices go offline with it.
+        self.api_switch = FaultProxy(("127.0.0.1", port))
+        self.proxies.append(self.api_switch)
+        # Ready once the function answers (the watcher builds it on the first request): an
+        # unauthenticated pull gets its one undistinguished 401.
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/lambda-url/api/v1/changes", timeout=60)
+            except urllib.error.HTTPError as e:
+                if e.code == 401:
+                    break
+            except OSError:
+                pass
+            if watch.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"demo: the api function did not answer under cargo lambda watch; see {self.api_log}")
+            time.sleep(0.5)
+        api_url = f"{self.api_switch.endpoint}/lambda-url/api"
+        return {"pool": pool, "app": app, "subs": subs, "api_url": api_url}
+
+    def device(self, name, api, *args, stdin=None, check=True):
+        """`notes` on one end user's device: its own database, no AWS credentials at all."""
+        env = {"PATH": os.environ["PATH"], "HOME": str(STATE), "NOTES_DB": str(STATE / f"demo-{name}.db"),
+               "NOTES_API_URL": api["api_url"], "NOTES_USER_POOL_CLIENT_ID": api["app"],
+               "NOTES_USER_POOL_ID": api["pool"],
+               "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": f"http://{MOTO[0]}:{MOTO[1]}"}
+        out = subprocess.run([ROOT / "target/debug/notes", *args], env=env, input=stdin, capture_output=True,
+                             text=True)
+        if check and out.returncode not in (0, 3):
+            raise SystemExit(f"demo: notes ({name}) {' '.join(args)} failed ({out.returncode}): {out.stderr}")
+        return out
+
+    def api_scene(self):
+        say("7. end users through the sync API (cargo lambda watch; Cognito in moto; no AWS credentials on devices)")
+        api = self.start_api()
+        for f in STATE.glob("demo-laptop.db*"):
+            f.unlink()
+        for f in list(STATE.glob("demo-phone.db*")) + list(STATE.glob("demo-bob.db*")):
+            f.unlink()
+        for name, user in (("laptop", "alice"), ("phone", "alice"), ("bob", "bob")):
+            line = self.device(name, api, "login", "--username", user, "--password-stdin",
+                               stdin=DEMO_PASSWORD + "\n").stdout.strip()
+            say(f"   {name}: notes login -> {line}")
+        before = self.stored()
+        note = self.device("laptop", api, "add", "--title", "Groceries", "--body", "milk").stdout.strip()
+        self.device("phone", api, "sync")
+        shown = json.loads(self.device("phone", api, "show", note, "--json").stdout)
+        say(f"   laptop: notes add {note}; phone: notes sync -> {shown['state']} v{shown['version']} ({shown['body']})")
+
+        self.api_switch.set("down")
+        self.device("laptop", api, "edit", note, "--body", "milk, eggs")
+        time.sleep(0.01)
+        self.device("phone", api, "edit", note, "--body", "milk, bread")
+        secret = self.device("laptop", api, "add", "--title", "From a newer build", "--body", "b").stdout.strip()
+        # A change the server refuses: as a newer build of the app would write it (schema 2).
+        db = sqlite3.connect(STATE / "demo-laptop.db")
+        with db:
+            body = json.loads(db.execute("SELECT body FROM outbox WHERE note_id = ?", (secret,)).fetchone()[0])
+            body["schema"] = 2
+            db.execute("UPDATE outbox SET body = ? WHERE note_id = ?", (json.dumps(body), secret))
+        db.close()
+        pending = {n: json.loads(self.device(n, api, "status", "--json").stdout)["status"]["pending"]
+                   for n in ("laptop", "phone")}
+        say(f"   API unreachable: laptop and phone edit {note} offline; pending: laptop {pending['laptop']}, "
+            f"phone {pending['phone']}")
+        self.api_switch.set("up")
+        reports = []
+        for name in ("laptop", "phone", "laptop"):
+            out = self.device(name, api, "sync")
+            reports.append(f"{name}: {out.stdout.strip()}")
+            say(f"   notes sync ({name}): {out.stdout.strip()}")
+            if out.stderr.strip():
+                say(f"      {out.stderr.strip()}")
+        conflicts = json.loads(self.device("laptop", api, "conflicts", "--json").stdout)
+        for c in conflicts:
+            say(f"   laptop: notes conflicts -> {c['id']}: {c['side']} text v{c['version']} ({c['body']}): {c['reason']}")
+        self.device("laptop", api, "resolve", conflicts[0]["id"], "--keep", "mine")
+        self.device("laptop", api, "sync")
+        self.device("phone", api, "sync")
+        laptop = json.loads(self.device("laptop", api, "show", note, "--json").stdout)
+        phone = json.loads(self.device("phone", api, "show", note, "--json").stdout)
+        say(f"   laptop: notes resolve --keep mine; both devices now v{laptop['version']} "
+            f"({laptop['body']} / {phone['body']}), {laptop['state']} / {phone['state']}")
+        rejected = json.loads(self.device("laptop", api, "show", secret, "--json").stdout)
+        say(f"   laptop: notes show {secret} -> {rejected['state']} {rejected.get('kind')}: {rejected.get('reason')}")
+        self.device("bob", api, "sync")
+        bobs = json.loads(self.device("bob", api, "list", "--json").stdout)
+        say(f"   bob: notes sync; notes list -> {len(bobs)} notes (alice's are not his)")
+        # Through the API one new note reached SQS and was stored (the edits replaced it; the
+        # refused change never left the laptop).
+        self.sent["valid"] += self.stored() - before
+        if laptop["body"] != phone["body"] or rejected["state"] != "rejected" or bobs or len(conflicts) != 1:
+            raise SystemExit("demo: the sync API scene did not end as expected")
+        return {"conflicts": len(conflicts), "kept": conflicts[0]["side"], "version": laptop["version"],
+                "rejected": f"{rejected.get('kind')}", "bob": len(bobs), "stored": self.stored() - before}
+
+    def summary(self, notification, reasons, client, api):
         logs = self.logs()
         outcomes = [l for l in logs if l.get("event") == "outcome"]
         retries = [l for l in outcomes if l.get("outcome") == "transient"]
@@ -358,6 +493,9 @@ class Demo:
         print(f"  client          {client['written']} notes written offline ({client['edits']} edits coalesced), "
               f"{client['pending_offline']} pending while SQS was down; sync --watch drained them: "
               f"{client['stored']} stored, {client['pending_after']} pending")
+        print(f"  sync API        alice on 2 devices, no AWS credentials: {api['conflicts']} conflict "
+              f"(the laptop's text kept, then resolved: both at v{api['version']}), 1 change rejected at push "
+              f"({api['rejected']}) shown to its author; bob sees {api['bob']} of alice's notes")
         print(f"  DLQ depth       {in_dlq}")
         ages = [l for l in logs if "MessageAgeMax" in l]
         if ages:

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs every sample event in events/ through the consumer under `cargo lambda watch` (the
+# Runs every sample event in events/ through its function under `cargo lambda watch` (the
 # Lambda runtime API emulated locally, no Docker) against the local emulators, and compares
-# each response with events/<name>.expected.json. Exits non-zero on any difference.
+# each response with events/<name>.expected.json (scripts/expect.py). `api-*` events go to the
+# sync API, with a real access token of a sample user of the provisioned user pool (moto's
+# Cognito) in place of `{{ACCESS_TOKEN}}`; the others to the consumer. Exits non-zero on any
+# difference.
 #
 #   scripts/invoke.sh [event-name...]      (no argument: every event)
 #   INVOKE_PORT=9057                        where `cargo lambda watch` listens
@@ -37,10 +40,15 @@ if ! scripts/emulators.sh running; then
   started_emulators=1
   scripts/emulators.sh up
 fi
-scripts/emulators.sh provision >/dev/null
+scripts/emulators.sh provision >"$state/provisioned.json"
 dlq_url=$sqs/000000000000/notes-sync-dlq
+provisioned() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["standard"][sys.argv[2]])' "$state/provisioned.json" "$1"; }
+pool_id=$(provisioned user_pool_id)
+client_id=$(provisioned user_pool_client_id)
+token=$("$venvs/scripts/bin/python" scripts/sample_token.py --endpoint http://127.0.0.1:5000 \
+  --pool-id "$pool_id" --client-id "$client_id")
 
-cargo build --quiet --bin consumer
+cargo build --quiet --bin consumer --bin api
 # Another server answering there would be taken for the watcher.
 if answers "$port"; then
   log "port $port is already taken; set INVOKE_PORT to another"
@@ -49,7 +57,10 @@ fi
 setsid cargo lambda watch --quiet --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$port" \
   --env-var TABLE_NAME=notes-sync-notes --env-var DLQ_URL="$dlq_url" \
   --env-var AWS_ENDPOINT_URL="$sqs" --env-var AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:5000 \
-  --env-var BACKOFF_BASE_SECONDS=1 >"$state/cargo-lambda-watch.log" 2>&1 </dev/null &
+  --env-var BACKOFF_BASE_SECONDS=1 \
+  --env-var QUEUE_URL="$(provisioned queue_url)" --env-var USER_POOL_ID="$pool_id" \
+  --env-var USER_POOL_CLIENT_IDS="$client_id" --env-var JWKS_URL="$(provisioned jwks_url)" \
+  >"$state/cargo-lambda-watch.log" 2>&1 </dev/null &
 watch_pid=$!
 for _ in $(seq 300); do
   answers "$port" && break
@@ -79,26 +90,20 @@ fi
 
 failed=0
 before=$(dlq_depth)
-printf '%-10s %-8s %s\n' event result response
+printf '%-18s %-8s %s\n' event result response
 for event in "${events[@]}"; do
   name=$(basename "$event" .json)
-  actual=$(cargo lambda invoke consumer --invoke-address 127.0.0.1 --invoke-port "$port" --data-file "$event" --output-format json 2>&1) || true
-  # Compact both sides; exit 1 when they differ as JSON.
-  if line=$(python3 - "$actual" "events/$name.expected.json" <<'PY'
-import json, sys
-compact = lambda v: json.dumps(v, separators=(",", ":"))
-expected = json.load(open(sys.argv[2]))
-try:
-    actual = json.loads(sys.argv[1])
-except ValueError:
-    print(sys.argv[1].replace("\n", " "), "(expected", compact(expected) + ")"); sys.exit(1)
-print(compact(actual) if actual == expected else f"{compact(actual)} (expected {compact(expected)})")
-sys.exit(actual != expected)
-PY
-  ); then
-    printf '%-10s %-8s %s\n' "$name" ok "$line"
+  function=consumer data=$event
+  if [[ $name == api-* ]]; then
+    function=api data=$state/invoke-$name.json
+    sed "s|{{ACCESS_TOKEN}}|$token|" "$event" >"$data"
+  fi
+  cargo lambda invoke "$function" --invoke-address 127.0.0.1 --invoke-port "$port" --data-file "$data" \
+    --output-format json >"$state/invoke-$name.out" 2>&1 || true
+  if line=$(python3 scripts/expect.py "$state/invoke-$name.out" "events/$name.expected.json"); then
+    printf '%-18s %-8s %s\n' "$name" ok "$line"
   else
-    printf '%-10s %-8s %s\n' "$name" FAIL "$line"
+    printf '%-18s %-8s %s\n' "$name" FAIL "$line"
     failed=1
   fi
 done

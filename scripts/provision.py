@@ -1,6 +1,7 @@
 """Creates in the local emulators what template.yaml creates in AWS, from the template's own
-values: queue attributes, redrive policy, table keys, the DLQ-depth alarm and its topic, the
-client feature flags parameter in SSM, and the dashboard.
+values: queue attributes, redrive policy, table keys and index, the DLQ-depth alarm and its
+topic, the client feature flags parameter in SSM, the dashboard, and the Cognito user pool and
+app client (in moto, beside DynamoDB).
 No number is copied here; change the template and the local system follows.
 
     provision.py [--sqs-endpoint URL] [--dynamodb-endpoint URL] [--stack NAME]
@@ -130,6 +131,31 @@ def create_queue(sqs, t, logical_id):
     return url, arn
 
 
+def user_pool(cognito, t):
+    """The template's user pool and app client, made once per stack name (moto's Cognito)."""
+    pool_id_logical = t.find("AWS::Cognito::UserPool")
+    props = t.properties(pool_id_logical)
+    existing = [p for p in cognito.list_user_pools(MaxResults=60)["UserPools"] if p["Name"] == props["UserPoolName"]]
+    if existing:
+        pool_id = existing[0]["Id"]
+    else:
+        pool_id = cognito.create_user_pool(PoolName=props["UserPoolName"], Policies=props["Policies"],
+                                           AdminCreateUserConfig=props["AdminCreateUserConfig"])["UserPool"]["Id"]
+    t.made[pool_id_logical] = {"Ref": pool_id}
+    client_logical = t.find("AWS::Cognito::UserPoolClient")
+    client = t.properties(client_logical)
+    clients = cognito.list_user_pool_clients(UserPoolId=pool_id, MaxResults=60)["UserPoolClients"]
+    named = [c for c in clients if c["ClientName"] == client["ClientName"]]
+    if named:
+        client_id = named[0]["ClientId"]
+    else:
+        client_id = cognito.create_user_pool_client(
+            UserPoolId=pool_id, ClientName=client["ClientName"], GenerateSecret=bool(client["GenerateSecret"]),
+            ExplicitAuthFlows=client["ExplicitAuthFlows"])["UserPoolClient"]["ClientId"]
+    t.made[client_logical] = {"Ref": client_id}
+    return pool_id, client_id
+
+
 def alarm_arn(name):
     return f"arn:{PARTITION}:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
 
@@ -140,6 +166,9 @@ def put_dashboard(cloudwatch, t, suffix):
     outside Lambda. Alarms that are not created locally still get their ARN."""
     dashboard_id = t.find("AWS::CloudWatch::Dashboard")
     t.made.setdefault(t.find("AWS::Serverless::Function"), {"Ref": "local"})
+    # No API Gateway v2 locally (the API runs under `cargo lambda watch`): its widgets name a
+    # stand-in id.
+    t.made.setdefault(t.find("AWS::Serverless::HttpApi"), {"Ref": f"{t.pseudo['AWS::StackName']}-api-local"})
     for logical_id, resource in t.doc["Resources"].items():
         if resource["Type"] == "AWS::CloudWatch::Alarm" and logical_id not in t.made:
             name = t.eval(resource["Properties"]["AlarmName"])
@@ -167,6 +196,7 @@ def main():
     sns = boto3.client("sns", endpoint_url=args.sqs_endpoint, region_name=REGION)
     cloudwatch = boto3.client("cloudwatch", endpoint_url=args.sqs_endpoint, region_name=REGION)
     dynamodb = boto3.client("dynamodb", endpoint_url=args.dynamodb_endpoint, region_name=REGION)
+    cognito = boto3.client("cognito-idp", endpoint_url=args.dynamodb_endpoint, region_name=REGION)
     out = {}
 
     types = ["standard", "fifo"] if args.queue_type == "both" else [args.queue_type]
@@ -211,6 +241,7 @@ def main():
             ttl = table_props["TimeToLiveSpecification"]
             dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={
                 "AttributeName": ttl["AttributeName"], "Enabled": bool(ttl["Enabled"])})
+        pool_id, client_id = user_pool(cognito, t)
         # The client feature flags parameter, with the template's name and initial value.
         ssm = boto3.client("ssm", endpoint_url=args.sqs_endpoint, region_name=REGION)
         flags = t.properties(t.find("AWS::SSM::Parameter"))
@@ -225,6 +256,9 @@ def main():
             "alarm_evaluation_periods": alarm["EvaluationPeriods"],
             "alarm_period": alarm["Period"], "template_alarm_period": int(template_period),
             "dashboard": dashboard_name,
+            "user_pool_id": pool_id, "user_pool_client_id": client_id,
+            "issuer": f"https://cognito-idp.{REGION}.amazonaws.com/{pool_id}",
+            "jwks_url": f"{args.dynamodb_endpoint}/{pool_id}/.well-known/jwks.json",
         }
     json.dump(out, sys.stdout, indent=2)
     print()

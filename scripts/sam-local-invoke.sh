@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the consumer with `sam local invoke` against every sample event in events/ and
-# compares each response with events/<name>.expected.json (JSON equality).
+# Runs the functions with `sam local invoke` against every sample event in events/ and
+# compares each response with events/<name>.expected.json (scripts/expect.py): `api-*` events
+# go to the sync API (ApiFunction) with a real access token of a sample user of the provisioned
+# user pool (moto's Cognito) in place of `{{ACCESS_TOKEN}}`, the others to the consumer.
 #
 #   scripts/sam-local-invoke.sh [event-name...]      (no argument: every event)
 #
@@ -61,7 +63,9 @@ t0=$(date +%s)
 if [[ ${SKIP_BUILD:-} != 1 ]]; then
   scripts/sam-build.sh x86_64
 fi
-[[ -x .aws-sam/build/ConsumerFunction/bootstrap ]] || { log "no x86_64 build in .aws-sam/build"; exit 1; }
+for fn in ConsumerFunction ApiFunction; do
+  [[ -x .aws-sam/build/$fn/bootstrap ]] || { log "no x86_64 build of $fn in .aws-sam/build"; exit 1; }
+done
 t_build=$(date +%s)
 
 # 2. docker daemon -------------------------------------------------------------------------
@@ -86,7 +90,7 @@ build_stand_in() {
   mkdir -p "$rootfs"/{bin,etc/ssl/certs,tmp,var/task,var/runtime,opt,lib64,root}
   chmod 1777 "$rootfs/tmp"
   # Every shared library the built bootstrap loads, at the same path, plus the loader.
-  for lib in $(ldd .aws-sam/build/ConsumerFunction/bootstrap | grep -o '/[^ ]*'); do
+  for lib in $(ldd .aws-sam/build/ConsumerFunction/bootstrap .aws-sam/build/ApiFunction/bootstrap | grep -o '^\s*/[^ ]*\|=> /[^ ]*' | grep -o '/[^ ]*' | sort -u); do
     mkdir -p "$rootfs$(dirname "$lib")"
     cp -L "$lib" "$rootfs$lib"
   done
@@ -127,7 +131,10 @@ if ! scripts/emulators.sh running; then
   started_emulators=1
   scripts/emulators.sh up
 fi
-scripts/emulators.sh provision >/dev/null
+scripts/emulators.sh provision >"$state/provisioned.json"
+provisioned() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["standard"][sys.argv[2]])' "$state/provisioned.json" "$1"; }
+token=$(.venv/scripts/bin/python scripts/sample_token.py --endpoint "$dynamodb_endpoint" \
+  --pool-id "$(provisioned user_pool_id)" --client-id "$(provisioned user_pool_client_id)")
 
 # 5. host-network proxy --------------------------------------------------------------------
 sock=$state/sam-docker.sock
@@ -156,45 +163,43 @@ for event in "${events[@]}"; do
   name=$(basename "$event" .json)
   expected=events/$name.expected.json
   out=$state/sam-invoke-$name
+  if [[ $name == api-* ]]; then
+    function=ApiFunction data=$out.event.json
+    sed "s|{{ACCESS_TOKEN}}|$token|" "$event" >"$data"
+  else
+    function=ConsumerFunction data=$event
+  fi
   # A FIFO event (its source ARN ends in .fifo) dead-letters to the FIFO DLQ.
   suffix=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])).get("Records") or [{}]; print(".fifo" if r[0].get("eventSourceARN","").endswith(".fifo") else "")' "$event")
   cat >"$out.env.json" <<JSON
 {"ConsumerFunction": {
   "TABLE_NAME": "notes-sync-notes",
   "DLQ_URL": "$sqs_endpoint/queue/$region/$account/notes-sync-dlq$suffix"
+},
+"ApiFunction": {
+  "TABLE_NAME": "notes-sync-notes",
+  "QUEUE_URL": "$(provisioned queue_url)",
+  "USER_POOL_ID": "$(provisioned user_pool_id)",
+  "USER_POOL_CLIENT_IDS": "$(provisioned user_pool_client_id)",
+  "JWKS_URL": "$(provisioned jwks_url)"
 }}
 JSON
   start=$(date +%s.%N)
   set +e
-  DOCKER_HOST=unix://$sock .venv/tools/bin/sam local invoke ConsumerFunction \
-    --template .aws-sam/build/template.yaml --event "$event" --env-vars "$out.env.json" \
+  DOCKER_HOST=unix://$sock .venv/tools/bin/sam local invoke "$function" \
+    --template .aws-sam/build/template.yaml --event "$data" --env-vars "$out.env.json" \
     --skip-pull-image --docker-network host --container-host 127.0.0.1 \
     --parameter-overrides Architecture=x86_64 >"$out.stdout" 2>"$out.stderr"
   rc=$?
   set -e
   secs=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")
-  verdict=$(python3 - "$out.stdout" "$expected" "$rc" <<'PY'
-import json, sys
-out, expected, rc = sys.argv[1], sys.argv[2], int(sys.argv[3])
-try:
-    want = json.load(open(expected))
-except OSError:
-    print("FAIL (no expected file)"); sys.exit()
-text = open(out).read().strip()
-got = None
-for candidate in [text] + text.splitlines()[::-1]:
-    try:
-        got = json.loads(candidate); break
-    except ValueError:
-        continue
-if rc != 0 and got is None:
-    print(f"FAIL (sam exit {rc})")
-elif got == want:
-    print("pass")
-else:
-    print("FAIL (got " + json.dumps(got, sort_keys=True)[:200] + ")")
-PY
-)
+  if [[ ! -f $expected ]]; then
+    verdict="FAIL (no expected file)"
+  elif shown=$(python3 scripts/expect.py "$out.stdout" "$expected"); then
+    verdict=pass
+  else
+    verdict="FAIL (sam exit $rc; got ${shown:0:200})"
+  fi
   [[ $verdict == pass ]] || failed=1
   results+=("$(printf '%-34s %-6s %6ss' "$name" "${verdict%% *}" "$secs")")
   if [[ $verdict != pass ]]; then

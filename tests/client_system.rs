@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use common::cli::NotesCli;
+use common::cli::{NotesCli, assert_consistent, change_some};
 use common::system::{System, eventually};
 use common::{note, stored};
 use notes_client::outbox::{Lease, OpenOptions, Outbox, Settled, State};
@@ -21,47 +21,6 @@ const LIVE_KILLS: usize = 20;
 
 fn open(cli: &NotesCli) -> Outbox {
     Outbox::open(&cli.db, &OpenOptions::default()).unwrap()
-}
-
-/// The database after a kill: sound, every note at the version the test wrote, and an outbox
-/// entry at exactly that version for every note whose latest change is not acknowledged.
-fn assert_consistent(cli: &NotesCli, model: &BTreeMap<String, (u64, bool)>) {
-    let outbox = open(cli);
-    assert_eq!(outbox.integrity_check().unwrap(), vec!["ok".to_owned()]);
-    let pending: BTreeMap<String, u64> =
-        outbox.pending().unwrap().into_iter().map(|p| (p.note_id, p.version)).collect();
-    for (id, &(version, deleted)) in model {
-        let note = outbox.note(id).unwrap().unwrap_or_else(|| panic!("note {id} lost"));
-        assert_eq!((note.version, note.deleted), (version, deleted), "note {id}");
-        match note.state {
-            State::Pending => assert_eq!(pending.get(id), Some(&version), "pending note {id} has no outbox entry"),
-            State::Sent => assert!(!pending.contains_key(id), "sent note {id} still queued"),
-            other => panic!("note {id} is {other:?}"),
-        }
-    }
-    assert!(pending.keys().all(|id| model.contains_key(id)), "an outbox entry without a note");
-}
-
-/// Edits, deletes and adds about a third of the notes, as a user working offline would.
-fn change_some(outbox: &mut Outbox, model: &mut BTreeMap<String, (u64, bool)>, rng: &mut fastrand::Rng) {
-    let live: Vec<String> = model.iter().filter(|(_, (_, deleted))| !deleted).map(|(id, _)| id.clone()).collect();
-    for id in live {
-        match rng.u32(0..30) {
-            0..=8 => {
-                let note = outbox.edit(&id, None, Some(&format!("edit {}", rng.u32(..)))).unwrap();
-                model.insert(id, (note.version, false));
-            }
-            9 => {
-                let note = outbox.delete(&id).unwrap();
-                model.insert(id, (note.version, true));
-            }
-            _ => {}
-        }
-    }
-    for _ in 0..rng.usize(0..4) {
-        let note = outbox.add("new", "b").unwrap();
-        model.insert(note.id, (1, false));
-    }
 }
 
 /// Kill points: each round changes about a third of the notes, starts `notes sync`, and
@@ -100,17 +59,8 @@ async fn sigkill_at_random_points_of_sync_loses_no_note_and_every_latest_version
         change_some(&mut outbox, &mut model, &mut rng);
         let queued = outbox.pending().unwrap().len();
         let delay = span.mul_f64(0.6 * rng.f64());
-        let mut child = cli
-            .command(&["sync"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        let running = child.try_wait().unwrap().is_none();
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert_consistent(&cli, &model);
+        let running = cli.kill_after(&["sync"], delay);
+        assert_consistent(&cli, &model, &[State::Sent]);
         if running {
             delays.push(delay.as_millis());
             if outbox.pending().unwrap().len() == queued { before += 1 } else { draining += 1 }
@@ -124,7 +74,7 @@ async fn sigkill_at_random_points_of_sync_loses_no_note_and_every_latest_version
     assert!(draining > 0, "no kill landed while the outbox was draining");
 
     cli.ok(&["sync"], 0);
-    assert_consistent(&cli, &model);
+    assert_consistent(&cli, &model, &[State::Sent]);
     eventually("every note's latest version stored", Duration::from_secs(60), || async {
         for (id, &(version, deleted)) in &model {
             match stored(&system.dynamodb, system.resources.str("table"), id).await {

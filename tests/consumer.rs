@@ -11,7 +11,6 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use common::{Emulator, Queues, create_queues, create_table, note, receive, receive_n, sdk, send, stored, unique};
 use notes_sync::notes::{DynamoNoteStore, NotesHandler};
-use sqs_partial_batch::event::MessageAttribute;
 use sqs_partial_batch::queue::{SqsQueues, attribute};
 use sqs_partial_batch::settings::Backoff;
 use sqs_partial_batch::{Batch, Engine, Record, Settings};
@@ -295,13 +294,7 @@ async fn equal_versions_from_two_clients_converge_on_one_winner_and_a_replay_sta
     let rig = Rig::new(false, Backoff::new(5, 900)).await;
     let upsert = |id: &str, client: &str, updated_at: &str, title: &str| {
         let body = common::NoteMessage::new("upsert", id, 3, title).client(client).updated_at(updated_at);
-        let owner = MessageAttribute::string(notes_sync::notes::OWNER_ATTRIBUTE, common::OWNER);
-        Record {
-            message_id: Some("m".into()),
-            body: Some(body.to_string().into()),
-            message_attributes: [owner].into_iter().collect(),
-            ..Record::default()
-        }
+        common::owned_record(&body.to_string())
     };
     // 10:00+02:00 is 08:00Z: earlier than 09:00Z although its text sorts higher.
     let cases = [

@@ -357,8 +357,13 @@ fn dlq_depth_alarm_measures_visible_messages_on_the_dlq_and_notifies_the_alarm_t
             })
         })
         .collect();
-    assert_eq!(alarms.len(), 1, "exactly one alarm watches the DLQ");
-    let (id, alarm) = alarms[0];
+    // The depth alarm; the DLQ's age has its own (below).
+    let depth: Vec<_> = alarms
+        .into_iter()
+        .filter(|(_, a)| prop(a, "MetricName").and_then(Value::as_str) == Some("ApproximateNumberOfMessagesVisible"))
+        .collect();
+    assert_eq!(depth.len(), 1, "exactly one alarm watches the DLQ's depth");
+    let (id, alarm) = depth[0];
     assert_eq!(prop(alarm, "Namespace").and_then(Value::as_str), Some("AWS/SQS"), "{id}");
     assert_eq!(
         prop(alarm, "MetricName").and_then(Value::as_str),
@@ -559,7 +564,7 @@ fn every_dashboard_metric_exists_with_dimensions_that_resolve_to_this_stack() {
     );
     // AWS's own metrics (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/aws-services-cloudwatch-metrics.html),
     // per namespace: its names and the dimension that identifies our resource, with that resource's type.
-    let aws: [(&str, &[&str], &str, &str); 3] = [
+    let aws: [(&str, &[&str], &str, &str); 4] = [
         (
             "AWS/SQS",
             &[
@@ -577,6 +582,13 @@ fn every_dashboard_metric_exists_with_dimensions_that_resolve_to_this_stack() {
             "AWS::Serverless::Function",
         ),
         ("AWS/DynamoDB", &["ThrottledRequests", "ConsumedWriteCapacityUnits"], "TableName", "AWS::DynamoDB::Table"),
+        // HTTP APIs (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-metrics.html).
+        (
+            "AWS/ApiGateway",
+            &["Count", "4xx", "5xx", "Latency", "IntegrationLatency"],
+            "ApiId",
+            "AWS::Serverless::HttpApi",
+        ),
     ];
     let mut emf_seen = Vec::new();
     let widgets = body["widgets"].as_array().expect("widgets");
@@ -663,7 +675,8 @@ fn dashboard_shows_every_alarm_of_the_stack_and_reads_top_down_along_the_flow() 
     for (alarm, _) in t.resources_of_type("AWS::CloudWatch::Alarm") {
         assert!(shown.contains(&format!("{alarm}.Arn").as_str()), "{id} does not show {alarm}");
     }
-    // Queues, then the consumer's own metrics, then the function, then the table, then alarms.
+    // Queues, then the consumer's own metrics, then the function, then the table, then the
+    // sync API, then alarms.
     let row = |namespace: &dyn Fn(&serde_json::Value) -> bool| -> i64 {
         widgets
             .iter()
@@ -677,9 +690,231 @@ fn dashboard_shows_every_alarm_of_the_stack_and_reads_top_down_along_the_flow() 
         row(&|ns| placeholder(ns).is_some()),
         row(&|ns| ns == "AWS/Lambda"),
         row(&|ns| ns == "AWS/DynamoDB"),
+        row(&|ns| ns == "AWS/ApiGateway"),
         alarm_widget["y"].as_i64().unwrap(),
     ];
     assert!(rows.is_sorted(), "{id}: rows out of the flow's order: {rows:?}");
     let url = t.section("Outputs").get("DashboardUrl").and_then(|o| o.get("Value")).expect("a DashboardUrl output");
     assert!(format!("{url:?}").contains(&format!("${{{id}}}")), "DashboardUrl names {id}");
+}
+
+/// The sync API's function: the one with HttpApi events.
+fn api_function(t: &Template) -> (&str, &Value) {
+    let with_http: Vec<_> = t
+        .resources_of_type("AWS::Serverless::Function")
+        .filter(|(_, f)| {
+            prop(f, "Events")
+                .and_then(Value::as_mapping)
+                .is_some_and(|e| e.values().any(|e| e.get("Type").and_then(Value::as_str) == Some("HttpApi")))
+        })
+        .collect();
+    assert_eq!(with_http.len(), 1, "one sync API function");
+    with_http[0]
+}
+
+/// `(actions, resources)` of each statement of a role's inline policies.
+fn role_grants(role: &Value) -> Vec<(Vec<String>, Vec<String>)> {
+    let as_list = |v: &Value| match v {
+        Value::Sequence(items) => items.iter().map(|i| format!("{i:?}")).collect(),
+        other => vec![format!("{other:?}")],
+    };
+    let mut grants = Vec::new();
+    for policy in prop(role, "Policies").and_then(Value::as_sequence).expect("inline policies") {
+        for statement in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+            assert_eq!(text(&statement["Effect"]), "Allow");
+            let actions = match &statement["Action"] {
+                Value::Sequence(a) => a.iter().map(text).collect(),
+                a => vec![text(a)],
+            };
+            grants.push((actions, as_list(&statement["Resource"])));
+        }
+    }
+    grants
+}
+
+#[test]
+fn the_api_role_sends_only_to_the_source_queue_and_reads_the_table_by_key_and_index_never_scans_or_writes() {
+    let t = Template::load();
+    let (_, function) = api_function(&t);
+    let role_id = get_att_of(prop(function, "Role").expect("an explicit role"), "Arn").expect("Role: !GetAtt X.Arn");
+    let (source_id, _) = t.source_queue();
+    let (table_id, _) = t.resources_of_type("AWS::DynamoDB::Table").next().unwrap();
+    let grants = role_grants(t.resource(role_id));
+    let actions: Vec<&str> = grants.iter().flat_map(|(a, _)| a.iter().map(String::as_str)).collect();
+    assert_eq!(
+        actions,
+        ["logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage", "dynamodb:Query", "dynamodb:GetItem"]
+    );
+    for (actions, resources) in &grants {
+        let resources = resources.join(" ");
+        if actions.iter().any(|a| a.starts_with("sqs:")) {
+            assert_eq!(
+                resources,
+                format!("{:?}", Value::Mapping(get_att(source_id, "Arn"))),
+                "send to the source only"
+            );
+        }
+        if actions.iter().any(|a| a.starts_with("dynamodb:")) {
+            assert!(resources.contains(&format!("\"{table_id}\"")), "{resources}");
+            assert!(
+                resources.contains(&format!("${{{table_id}.Arn}}/index/{}", notes_sync::notes::table::BY_APPLIED_AT))
+            );
+        }
+    }
+}
+
+fn get_att(id: &str, attr: &str) -> Mapping {
+    let mut m = Mapping::new();
+    m.insert("Fn::GetAtt".into(), Value::Sequence(vec![id.into(), attr.into()]));
+    m
+}
+
+#[test]
+fn only_the_api_role_and_the_trusted_sender_roles_may_send_to_the_source_queue() {
+    let t = Template::load();
+    let (source_id, _) = t.source_queue();
+    let (_, function) = api_function(&t);
+    let role_id = get_att_of(prop(function, "Role").unwrap(), "Arn").unwrap();
+    let deny = t
+        .resources_of_type("AWS::SQS::QueuePolicy")
+        .flat_map(|(_, p)| prop(p, "PolicyDocument").unwrap()["Statement"].as_sequence().unwrap().clone())
+        .find(|s| text(&s["Effect"]) == "Deny" && s["Action"] == "sqs:SendMessage")
+        .expect("a Deny on sqs:SendMessage");
+    assert_eq!(get_att_of(&deny["Resource"], "Arn"), Some(source_id));
+    assert_eq!(deny["Principal"], "*", "everyone but the named principals");
+    let allowed = &deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"];
+    // Both branches of the trusted-senders condition name the API's role; one adds the parameter.
+    let branches = allowed["Fn::If"].as_sequence().expect("Fn::If on HasTrustedSenders");
+    let with = format!("{:?}", branches[1]);
+    assert!(with.contains(&format!("${{{role_id}.Arn}},${{TrustedSenderRoleArns}}")), "{with}");
+    assert_eq!(branches[2], Value::Sequence(vec![Value::Mapping(get_att(role_id, "Arn"))]));
+    assert_eq!(t.parameter("TrustedSenderRoleArns").get("Default").map(text), Some(String::new()), "none by default");
+}
+
+#[test]
+fn the_http_api_authorizer_and_the_function_trust_the_same_pool_and_app_client() {
+    let t = Template::load();
+    let (pool_id, _) = t.resources_of_type("AWS::Cognito::UserPool").next().expect("a user pool");
+    let (client_id, client) = t.resources_of_type("AWS::Cognito::UserPoolClient").next().expect("an app client");
+    assert_eq!(prop(client, "UserPoolId"), Some(&reference(pool_id)));
+    let flows: Vec<String> =
+        prop(client, "ExplicitAuthFlows").unwrap().as_sequence().unwrap().iter().map(text).collect();
+    assert_eq!(flows, ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]);
+    assert_eq!(prop(client, "GenerateSecret").and_then(Value::as_bool), Some(false), "a public client");
+    let (api_id, api) = t.resources_of_type("AWS::Serverless::HttpApi").next().expect("an HTTP API");
+    let auth = prop(api, "Auth").unwrap();
+    let name = text(&auth["DefaultAuthorizer"]);
+    let jwt = &auth["Authorizers"][name.as_str()]["JwtConfiguration"];
+    assert_eq!(
+        jwt["issuer"],
+        Value::Mapping(
+            [("Fn::Sub".into(), format!("https://cognito-idp.${{AWS::Region}}.amazonaws.com/${{{pool_id}}}").into())]
+                .into_iter()
+                .collect()
+        )
+    );
+    assert_eq!(jwt["audience"], Value::Sequence(vec![reference(client_id)]));
+    let (_, function) = api_function(&t);
+    let env = &prop(function, "Environment").unwrap()["Variables"];
+    use notes_sync::api::config::vars;
+    assert_eq!(env[vars::USER_POOL_ID], reference(pool_id));
+    assert_eq!(env[vars::USER_POOL_CLIENT_IDS], reference(client_id));
+    let (source_id, _) = t.source_queue();
+    assert_eq!(env[vars::QUEUE_URL], reference(source_id));
+    // Every route goes through that API, so through its authorizer.
+    let events = prop(function, "Events").unwrap().as_mapping().unwrap();
+    let mut routes: Vec<String> = events
+        .values()
+        .map(|e| {
+            assert_eq!(e["Properties"]["ApiId"], reference(api_id));
+            assert!(e["Properties"].get("Auth").is_none(), "no route opts out of the authorizer");
+            format!("{} {}", text(&e["Properties"]["Method"]), text(&e["Properties"]["Path"]))
+        })
+        .collect();
+    routes.sort();
+    assert_eq!(routes, ["GET /v1/changes", "GET /v1/notes/{id}", "POST /v1/changes"]);
+    let throttle = prop(api, "DefaultRouteSettings").expect("route throttling");
+    assert!(throttle.get("ThrottlingRateLimit").is_some() && throttle.get("ThrottlingBurstLimit").is_some());
+    for output in ["ApiUrl", "UserPoolId", "UserPoolClientId"] {
+        assert!(t.section("Outputs").contains_key(output), "output {output}");
+    }
+}
+
+#[test]
+fn the_table_is_keyed_as_the_code_reads_it_and_rejections_expire_with_the_dlqs_letters() {
+    use notes_sync::notes::table;
+    let t = Template::load();
+    let (_, notes) = t.resources_of_type("AWS::DynamoDB::Table").next().unwrap();
+    let keys = |schema: &Value| -> Vec<(String, String)> {
+        schema.as_sequence().unwrap().iter().map(|k| (text(&k["AttributeName"]), text(&k["KeyType"]))).collect()
+    };
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(keys(prop(notes, "KeySchema").unwrap()), [pair(table::OWNER, "HASH"), pair(table::KEY, "RANGE")]);
+    let indexes = prop(notes, "LocalSecondaryIndexes").and_then(Value::as_sequence).expect("a local index");
+    let index = indexes.iter().find(|i| text(&i["IndexName"]) == table::BY_APPLIED_AT).expect("the pull's index");
+    // Local, not global: only a local index can be read with ConsistentRead.
+    assert_eq!(keys(&index["KeySchema"]), [pair(table::OWNER, "HASH"), pair(table::APPLIED_AT, "RANGE")]);
+    assert_eq!(text(&index["Projection"]["ProjectionType"]), "ALL", "the pull reads whole notes from it");
+    let ttl = prop(notes, "TimeToLiveSpecification").unwrap();
+    assert_eq!((text(&ttl["AttributeName"]), ttl["Enabled"].as_bool()), (table::EXPIRES_AT.to_owned(), Some(true)));
+    let (_, consumer, _) = t.consumer();
+    let rejection_ttl = number(&prop(consumer, "Environment").unwrap()["Variables"]["REJECTION_TTL_SECONDS"]);
+    let dlq_retention = number(prop(t.dead_letter_queue().1, "MessageRetentionPeriod").unwrap());
+    assert_eq!(rejection_ttl, dlq_retention, "a rejection lives as long as its letter");
+}
+
+#[test]
+fn the_pull_overlap_exceeds_the_consumers_timeout_by_a_minute_of_clock_skew_for_every_timeout() {
+    let t = Template::load();
+    let (_, api) = api_function(&t);
+    let (_, consumer, _) = t.consumer();
+    let overlap = &prop(api, "Environment").unwrap()["Variables"]["PULL_OVERLAP_SECONDS"];
+    let timeout_param = referenced_parameter(&t, prop(consumer, "Timeout").unwrap()).expect("a timeout parameter");
+    for timeout in t.parameter_values(timeout_param) {
+        let bound = BTreeMap::from([(timeout_param, timeout.clone())]);
+        for w in t.numbers(overlap, &bound, 0) {
+            assert!(w >= number(&timeout) + 60, "timeout {timeout:?}: overlap {w} s");
+        }
+    }
+}
+
+#[test]
+fn every_alarm_notifies_the_alarm_topic_both_ways() {
+    let t = Template::load();
+    let (topic, _) = t.resources_of_type("AWS::SNS::Topic").next().unwrap();
+    for (id, alarm) in t.resources_of_type("AWS::CloudWatch::Alarm") {
+        for actions in ["AlarmActions", "OKActions"] {
+            assert_eq!(prop(alarm, actions), Some(&Value::Sequence(vec![reference(topic)])), "{id} {actions}");
+        }
+    }
+}
+
+#[test]
+fn the_dlq_age_alarm_fires_days_before_a_dead_letter_expires_for_every_threshold() {
+    let t = Template::load();
+    let (dlq_id, dlq) = t.dead_letter_queue();
+    let retention = number(prop(dlq, "MessageRetentionPeriod").unwrap());
+    let (id, alarm) = t
+        .resources_of_type("AWS::CloudWatch::Alarm")
+        .find(|(_, a)| {
+            prop(a, "MetricName").and_then(Value::as_str) == Some("ApproximateAgeOfOldestMessage")
+                && format!("{:?}", prop(a, "Dimensions")).contains(&format!("\"{dlq_id}\""))
+        })
+        .expect("an age alarm on the DLQ");
+    let none = BTreeMap::new();
+    let periods = t.numbers(prop(alarm, "EvaluationPeriods").unwrap(), &none, 1);
+    let period = number(prop(alarm, "Period").unwrap());
+    for threshold in t.numbers(prop(alarm, "Threshold").unwrap(), &none, 0) {
+        for &n in &periods {
+            // It fires once the age has been above the threshold for its periods; by then there
+            // must still be three days to inspect, fix and redrive.
+            let fires_at = threshold + n * period;
+            assert!(
+                fires_at + 3 * 24 * 3600 <= retention,
+                "{id}: threshold {threshold} s fires at {fires_at} s of {retention}"
+            );
+        }
+    }
+    let says = |k: &str| prop(alarm, k).map(|v| format!("{v:?}").to_lowercase()).unwrap_or_default();
+    assert!(says("AlarmDescription").contains("docs/deploy.md#dlq-age"), "{id} names its runbook entry");
 }

@@ -31,7 +31,7 @@ fn venvs() -> PathBuf {
 }
 
 /// The venvs every emulator-backed test needs.
-const REQUIRED: [&str; 3] = ["localstack", "moto", "scripts"];
+const REQUIRED: [&str; 4] = ["localstack", "moto", "scripts", "tools"];
 
 /// Set (as `make test` and CI do) to make missing venvs a failure instead of a skip.
 pub const REQUIRE_VAR: &str = "NOTES_SYNC_REQUIRE_EMULATORS";

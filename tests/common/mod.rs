@@ -90,6 +90,15 @@ pub fn owner_attribute(owner: &str) -> aws_sdk_sqs::types::MessageAttributeValue
     aws_sdk_sqs::types::MessageAttributeValue::builder().data_type("String").string_value(owner).build().unwrap()
 }
 
+/// An SQS record of `body` as Lambda hands it over, sent by a trusted sender for [`OWNER`].
+pub fn owned_record(body: &str) -> sqs_partial_batch::Record<'static> {
+    let record = serde_json::json!({"messageId": "m", "body": body, "eventSource": "aws:sqs",
+        "messageAttributes": {notes_sync::notes::OWNER_ATTRIBUTE: {"stringValue": OWNER, "dataType": "String"}}});
+    // Records borrow from their event; a test's few events may live as long as it does.
+    let event: &'static str = Box::leak(serde_json::json!({ "Records": [record] }).to_string().into_boxed_str());
+    sqs_partial_batch::Batch::parse(event).expect("an SQS event").records.remove(0)
+}
+
 /// Sends bodies in order as a trusted sender writing for [`OWNER`] (FIFO: each with its group
 /// and a deduplication id); returns the message ids.
 pub async fn send<B: AsRef<str>>(sqs: &aws_sdk_sqs::Client, url: &str, bodies: &[(B, Option<&str>)]) -> Vec<String> {
@@ -239,6 +248,8 @@ pub fn note(op: &str, id: &str, version: u64, title: &str) -> String {
     NoteMessage::new(op, id, version, title).to_string()
 }
 
+pub mod api;
 pub mod cli;
+pub mod cognito;
 pub mod proxy;
 pub mod system;

@@ -110,6 +110,28 @@ impl System {
         Consumer { child }
     }
 
+    /// The template's user pool, as provisioned in moto.
+    pub async fn cognito(&self) -> super::cognito::Cognito {
+        let (pool, client) = (self.resources.str("user_pool_id"), self.resources.str("user_pool_client_id"));
+        super::cognito::Cognito::provisioned(&self.moto.endpoint(), pool, client).await
+    }
+
+    /// Starts the sync API on the provisioned queue, table and user pool (the table reached
+    /// directly, not through the store's proxy; the JWKS from moto), with `env` on top.
+    pub fn start_api(&self, env: &[(&str, String)]) -> super::api::LocalApi {
+        let mut all = vec![
+            ("QUEUE_URL", self.resources.str("queue_url").to_owned()),
+            ("TABLE_NAME", self.resources.str("table").to_owned()),
+            ("USER_POOL_ID", self.resources.str("user_pool_id").to_owned()),
+            ("USER_POOL_CLIENT_IDS", self.resources.str("user_pool_client_id").to_owned()),
+            ("JWKS_URL", self.resources.str("jwks_url").to_owned()),
+            ("AWS_ENDPOINT_URL", self.localstack.clone()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", self.moto.endpoint()),
+        ];
+        all.extend(env.iter().cloned());
+        super::api::LocalApi::start(&all)
+    }
+
     /// Log lines with `event` = `name`.
     pub fn events(&self, name: &str) -> Vec<Value> {
         self.logs.lock().unwrap().iter().filter(|l| l["event"] == name).cloned().collect()

@@ -16,12 +16,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
-    QueueAttributeName, SendMessageBatchRequestEntry,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageAttributeValue,
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use serde::Serialize;
 
 use super::error_chain;
+use notes_sync::notes::OWNER_ATTRIBUTE;
 use sqs_partial_batch::queue::attribute;
 
 /// How long a peek hides the messages it has seen (until it releases them): long enough to
@@ -253,6 +254,16 @@ impl Dlq {
                 .enumerate()
                 .map(|(i, l)| {
                     let mut e = SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(&l.body);
+                    // The owner travels with the change: without it the consumer would
+                    // dead-letter the resend as `missing_owner`.
+                    if let Some(owner) = l.attributes.get(OWNER_ATTRIBUTE) {
+                        let owner = MessageAttributeValue::builder()
+                            .data_type("String")
+                            .string_value(owner)
+                            .build()
+                            .expect("data type and value are set");
+                        e = e.message_attributes(OWNER_ATTRIBUTE, owner);
+                    }
                     if fifo {
                         // A fresh deduplication id: the original one may still be inside SQS's
                         // 5-minute window, which would swallow the redrive silently.

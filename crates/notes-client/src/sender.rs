@@ -1,10 +1,14 @@
-//! Sending outbox entries to SQS. Behind the [`Transport`] trait so that the sync logic can be
-//! tested with a fake; [`SqsTransport`] is the real thing (`SendMessageBatch`).
+//! Where outbox entries go: the [`Transport`] trait, behind which the sync logic is tested with
+//! fakes. Two real ones share the one outbox: [`SqsTransport`] (a trusted service, straight to
+//! the queue with `SendMessageBatch`; it cannot pull) and `crate::api::ApiTransport` (an end
+//! user, through the sync API: push and pull).
 
 use std::future::Future;
 
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use notes_sync::notes::{OWNER_ATTRIBUTE, Owner};
+
+use crate::changes::Page;
 
 /// SQS accepts at most ten entries in one `SendMessageBatch`.
 pub const MAX_BATCH_ENTRIES: usize = 10;
@@ -25,30 +29,80 @@ pub struct Outgoing<'a> {
     pub body: &'a str,
 }
 
-/// SQS's answer for one entry of a batch, in the order sent.
+/// How much one [`Transport::send_batch`] may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Entries per call.
+    pub max_entries: usize,
+    /// Message bytes per call, all entries together.
+    pub max_bytes: usize,
+}
+
+/// The remote's answer for one entry of a batch, in the order sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EntryResult {
-    /// Acknowledged: SQS has the message.
-    Acked,
-    /// Refused; the text has SQS's code and message.
-    Failed(String),
+    /// Taken: the API accepted it, or SQS acknowledged it.
+    Accepted,
+    /// Refused for good; resending the same change cannot help.
+    Rejected {
+        /// The error class (`invalid_field`, `refused_by_queue`, ...).
+        kind: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Not taken this time (throttled, unavailable): resend later. The text says why.
+    Retry(String),
 }
 
-/// The whole call failed: nothing in the batch is known to have arrived.
-#[derive(Debug, thiserror::Error)]
-#[error("{reason}")]
-pub struct TransportError {
-    /// The SDK's error chain (unreachable endpoint, timeout, access denied...).
-    pub reason: String,
+/// The whole call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// Nothing in the call is known to have arrived: the endpoint could not be reached, timed
+    /// out or answered with an error. The text is the error chain.
+    #[error("{reason}")]
+    Unreachable {
+        /// What went wrong.
+        reason: String,
+    },
+    /// The user's sign-in no longer works (a refresh token revoked or expired, or no session):
+    /// only signing in again helps. Local notes are kept.
+    #[error("sign in again (notes login): {reason}")]
+    SignInAgain {
+        /// What the identity provider or the API said.
+        reason: String,
+    },
 }
 
-/// Sends batches of messages to the notes queue.
+impl TransportError {
+    /// [`TransportError::Unreachable`] with this reason.
+    pub fn unreachable(reason: impl Into<String>) -> Self {
+        Self::Unreachable { reason: reason.into() }
+    }
+}
+
+/// A pull in flight, as [`Transport::pull`] starts it.
+pub type PullResult = Result<Page, TransportError>;
+
+/// Sends batches of changes, and (for the API) pulls what the server holds.
 pub trait Transport: Sync {
-    /// Sends up to [`MAX_BATCH_ENTRIES`] messages; one result per message, in order.
+    /// How much one batch may carry.
+    fn limits(&self) -> Limits;
+
+    /// Sends up to [`Limits::max_entries`] changes; one result per change, in order.
     fn send_batch(
         &self,
         batch: &[Outgoing<'_>],
     ) -> impl Future<Output = Result<Vec<EntryResult>, TransportError>> + Send;
+
+    /// Where pulls come from (the API and the user), so that a cursor is never used for
+    /// another; `None` if this transport cannot pull.
+    fn pull_origin(&self) -> Option<String>;
+
+    /// One page of the owner's changes since `since` (`None`: from the beginning); `None` if
+    /// this transport cannot pull.
+    fn pull(&self, since: Option<&str>) -> Option<impl Future<Output = PullResult> + Send>;
 }
 
 /// [`Transport`] over a real SQS queue, for a trusted service: it sends straight to the queue
@@ -78,6 +132,19 @@ impl SqsTransport {
 }
 
 impl Transport for SqsTransport {
+    fn limits(&self) -> Limits {
+        Limits { max_entries: MAX_BATCH_ENTRIES, max_bytes: MAX_BATCH_BYTES }
+    }
+
+    fn pull_origin(&self) -> Option<String> {
+        None
+    }
+
+    /// A trusted service only sends: the queue has nothing to read back.
+    fn pull(&self, _since: Option<&str>) -> Option<impl Future<Output = PullResult> + Send> {
+        None::<std::future::Ready<PullResult>>
+    }
+
     async fn send_batch(&self, batch: &[Outgoing<'_>]) -> Result<Vec<EntryResult>, TransportError> {
         let entries = batch
             .iter()
@@ -90,7 +157,9 @@ impl Transport for SqsTransport {
                 if self.fifo() {
                     // One group per note keeps its changes in order; the deduplication id makes
                     // a resend after a lost acknowledgement a no-op within SQS's 5 minutes.
-                    entry = entry.message_group_id(m.note_id).message_deduplication_id(dedup_id(m.note_id, m.version));
+                    entry = entry
+                        .message_group_id(m.note_id)
+                        .message_deduplication_id(dedup_id(m.note_id, m.version, m.body));
                 }
                 entry.build().expect("id and body are set")
             })
@@ -102,38 +171,44 @@ impl Transport for SqsTransport {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| TransportError { reason: super::error_chain(&e) })?;
+            .map_err(|e| TransportError::unreachable(super::error_chain(&e)))?;
         let mut results = vec![None; batch.len()];
         for ok in out.successful {
             if let Some(slot) = ok.id.parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
-                *slot = Some(EntryResult::Acked);
+                *slot = Some(EntryResult::Accepted);
             }
         }
         for failed in out.failed {
             if let Some(slot) = failed.id.parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
                 let message = failed.message.unwrap_or_default();
-                *slot = Some(EntryResult::Failed(format!("{}: {message}", failed.code)));
+                *slot = Some(EntryResult::Retry(format!("{}: {message}", failed.code)));
             }
         }
         // An entry SQS did not mention is not known to have arrived: it stays pending.
         Ok(results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| EntryResult::Failed("no answer for this entry".into())))
+            .map(|r| r.unwrap_or_else(|| EntryResult::Retry("no answer for this entry".into())))
             .collect())
     }
 }
 
-/// The FIFO deduplication id of one note version: ids are at most 128 characters of
-/// `[A-Za-z0-9!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~]`; other characters (and long ids) are
-/// replaced by a hash so that the id stays unique per note and version.
-fn dedup_id(note_id: &str, version: u64) -> String {
-    let plain = format!("{note_id}:{version}");
+/// The FIFO deduplication id of one change: its note id and version, and a hash of its body
+/// (edits made while one is in flight keep the version, and must not be taken for a resend; the
+/// body has the client id too). Ids are at most 128 characters of
+/// `[A-Za-z0-9!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~]`; other characters (and long note ids) are
+/// replaced by a hash.
+fn dedup_id(note_id: &str, version: u64, body: &str) -> String {
+    let body = fnv1a(body.as_bytes());
+    let plain = format!("{note_id}:{version}:{body:016x}");
     if plain.len() <= 128 && plain.chars().all(|c| c.is_ascii_graphic()) {
         return plain;
     }
-    // FNV-1a, 64 bits: stable across runs and platforms, unlike std's hasher.
-    let hash = note_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    format!("h{hash:016x}:{version}")
+    format!("h{:016x}:{version}:{body:016x}", fnv1a(note_id.as_bytes()))
+}
+
+/// FNV-1a, 64 bits: stable across runs and platforms, unlike std's hasher.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
 }
 
 #[cfg(test)]
@@ -141,11 +216,14 @@ mod tests {
     use super::dedup_id;
 
     #[test]
-    fn fifo_deduplication_ids_are_note_id_and_version_within_sqs_rules() {
-        assert_eq!(dedup_id("n-1", 3), "n-1:3");
-        let odd = dedup_id("notes with spaces", 2);
-        assert!(odd.starts_with('h') && odd.ends_with(":2"), "{odd}");
-        assert_ne!(odd, dedup_id("notes with spaces!", 2));
-        assert!(dedup_id(&"x".repeat(128), 1).len() <= 128);
+    fn fifo_deduplication_ids_are_one_per_change_within_sqs_rules() {
+        let id = dedup_id("n-1", 3, "{a}");
+        assert!(id.starts_with("n-1:3:") && id.len() == "n-1:3:".len() + 16, "{id}");
+        assert_eq!(id, dedup_id("n-1", 3, "{a}"), "a resend of the same change is deduplicated");
+        assert_ne!(id, dedup_id("n-1", 3, "{b}"), "a later edit at the same version is not");
+        let odd = dedup_id("notes with spaces", 2, "{}");
+        assert!(odd.starts_with('h') && odd.contains(":2:"), "{odd}");
+        assert_ne!(odd, dedup_id("notes with spaces!", 2, "{}"));
+        assert!(dedup_id(&"x".repeat(128), 1, "{}").len() <= 128);
     }
 }

@@ -1,24 +1,60 @@
-//! Draining the outbox: [`sync_once`] sends what is pending, oldest first, in batches;
-//! [`watch`] is the seed's retry loop around it, steered by the feature flags.
+//! One sync: [`sync_once`] pushes what is pending, oldest first, in batches, then (through the
+//! API) pulls what the server holds and applies it page by page; [`watch`] is the seed's retry
+//! loop around it, steered by the feature flags.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::flags::{FlagsKeeper, FlagsSource, InForce};
-use super::outbox::{Lease, Outbox, OutboxError, Settled};
-use super::sender::{EntryResult, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, Outgoing, Transport};
+use super::outbox::{Applied, Lease, Outbox, OutboxError, Settled, now_ms};
+use super::sender::{EntryResult, Outgoing, Transport, TransportError};
 
 /// What one sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SyncReport {
-    /// Entries SQS acknowledged (and that left the outbox).
+    /// Changes the remote took (and that left the outbox).
     pub sent: u64,
-    /// Entries SQS refused this time (they stay pending).
+    /// Changes the remote refused for good (now `rejected`).
+    pub rejected: u64,
+    /// Changes not taken this time (they stay pending).
     pub failed: u64,
     /// Entries still pending afterwards (some may be another process's, in flight).
     pub pending: u64,
-    /// Why the sync stopped early: SQS could not be reached.
+    /// Why the sync stopped early: the remote could not be reached.
     pub unreachable: Option<String>,
+    /// What the pull applied; `None` when this transport cannot pull (straight to SQS) or the
+    /// pull did not run.
+    pub pulled: Option<Applied>,
+}
+
+/// Why a sync could not go on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The local database.
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    /// The user must sign in again; every note is kept, pending ones stay pending.
+    #[error("sign in again (notes login): {reason}")]
+    SignInAgain {
+        /// What the identity provider or the API said.
+        reason: String,
+    },
+}
+
+/// How a sync runs: the lease it claims entries under, the stop request it checks between
+/// batches and pages, and how long it waits to see its own changes stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'a> {
+    /// The claim on the entries it sends.
+    pub lease: &'a Lease,
+    /// Set to stop between batches, pages and cycles (never mid-write).
+    pub stop: &'a AtomicBool,
+    /// How long to go on pulling (every [`CONFIRM_EVERY`]) until the changes this sync pushed
+    /// are seen stored. A change accepted but never seen stored, when another device's newer
+    /// version turns up, must be taken as lost and kept as a conflict (the client cannot tell
+    /// whether the other device had seen it); seeing it stored first keeps that rare.
+    pub confirm_within: Duration,
 }
 
 /// Progress of a sync, for a progress bar.
@@ -30,60 +66,143 @@ pub struct Progress {
     pub total: u64,
 }
 
-/// Sends pending entries, oldest first, in batches of at most ten entries and 256 KiB,
-/// until none is left that this process may claim, SQS is unreachable, or `stop` is set
-/// (checked between batches, so a stop never interrupts a write). Each batch is claimed under
-/// `lease` before it is sent and settled right after.
+/// Pushes, then pulls (when the transport can), then pushes what the pull queued again (edits
+/// rebased over a newer version), then pulls until its own changes are seen stored (at most
+/// [`Run::confirm_within`]). Stops early when the remote is unreachable or `stop` is set.
 pub async fn sync_once<T: Transport>(
+    outbox: &mut Outbox,
+    transport: &T,
+    run: &Run<'_>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<SyncReport, SyncError> {
+    let Run { lease, stop, confirm_within } = *run;
+    let mut report = SyncReport::default();
+    push(outbox, transport, lease, stop, progress, &mut report).await?;
+    if report.unreachable.is_none() && !stop.load(Ordering::SeqCst) {
+        pull(outbox, transport, stop, &mut report).await?;
+        if report.pulled.as_ref().is_some_and(|p| p.rebased > 0) && report.unreachable.is_none() {
+            push(outbox, transport, lease, stop, progress, &mut report).await?;
+        }
+        let deadline = tokio::time::Instant::now() + confirm_within;
+        while report.sent > 0
+            && transport.pull_origin().is_some()
+            && report.unreachable.is_none()
+            && !stop.load(Ordering::SeqCst)
+            && tokio::time::Instant::now() < deadline
+            && outbox.status()?.sent > 0
+        {
+            tokio::time::sleep(CONFIRM_EVERY).await;
+            pull(outbox, transport, stop, &mut report).await?;
+        }
+    }
+    report.pending = outbox.status()?.pending;
+    Ok(report)
+}
+
+/// How often [`sync_once`] pulls while it waits to see its changes stored.
+pub const CONFIRM_EVERY: Duration = Duration::from_millis(500);
+
+/// Sends pending entries, oldest first, in batches within the transport's limits, until none
+/// is left that this process may claim, the remote is unreachable, an entry was not taken, or
+/// `stop` is set. Each batch is claimed under `lease` before it is sent and settled right after.
+async fn push<T: Transport>(
     outbox: &mut Outbox,
     transport: &T,
     lease: &Lease,
     stop: &AtomicBool,
     progress: &mut dyn FnMut(Progress),
-) -> Result<SyncReport, OutboxError> {
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
     let total = outbox.status()?.pending;
-    let mut report = SyncReport::default();
+    let limits = transport.limits();
     let mut done = 0;
     progress(Progress { done, total });
     while !stop.load(Ordering::SeqCst) {
-        let claimed = outbox.claim(lease, MAX_BATCH_ENTRIES, MAX_BATCH_BYTES)?;
+        let claimed = outbox.claim(lease, limits.max_entries, limits.max_bytes)?;
         if claimed.is_empty() {
             break;
         }
         let batch: Vec<Outgoing<'_>> =
             claimed.iter().map(|c| Outgoing { note_id: &c.note_id, version: c.version, body: &c.body }).collect();
         let answer = transport.send_batch(&batch).await;
+        let mut sign_in_again = None;
         let settled: Vec<(_, Settled)> = match answer {
             Ok(results) => claimed
                 .into_iter()
                 .zip(results)
                 .map(|(c, r)| match r {
-                    EntryResult::Acked => (c, Settled::Acked),
-                    EntryResult::Failed(e) => (c, Settled::Failed(e)),
+                    EntryResult::Accepted => (c, Settled::Acked),
+                    EntryResult::Rejected { kind, reason } => (c, Settled::Rejected { kind, reason }),
+                    EntryResult::Retry(e) => (c, Settled::Failed(e)),
                 })
                 .collect(),
             Err(e) => {
-                report.unreachable = Some(e.reason.clone());
-                claimed.into_iter().map(|c| (c, Settled::Failed(e.reason.clone()))).collect()
+                let reason = e.to_string();
+                match e {
+                    TransportError::SignInAgain { reason } => sign_in_again = Some(reason),
+                    _ => report.unreachable = Some(reason.clone()),
+                }
+                claimed.into_iter().map(|c| (c, Settled::Failed(reason.clone()))).collect()
             }
         };
         for (_, s) in &settled {
             match s {
                 Settled::Acked => report.sent += 1,
-                Settled::Failed(_) => report.failed += 1,
+                Settled::Rejected { .. } => report.rejected += 1,
+                _ => report.failed += 1,
             }
         }
         outbox.settle(lease, &settled)?;
+        if let Some(reason) = sign_in_again {
+            return Err(SyncError::SignInAgain { reason });
+        }
         done += settled.len() as u64;
         progress(Progress { done, total: total.max(done) });
         // Unreachable: the rest would fail the same way; the caller decides when to retry.
-        // A batch with refused entries ends this pass too, so they are not retried at once.
-        if report.unreachable.is_some() || settled.iter().any(|(_, s)| *s != Settled::Acked) {
+        // A batch with entries not taken ends this pass too, so they are not retried at once.
+        if report.unreachable.is_some() || settled.iter().any(|(_, s)| matches!(s, Settled::Failed(_))) {
             break;
         }
     }
-    report.pending = outbox.status()?.pending;
-    Ok(report)
+    Ok(())
+}
+
+/// Pulls from the stored cursor until the server has no more, applying each page in one
+/// transaction with its cursor. Records when it ran and how it ended, for `status`.
+async fn pull<T: Transport>(
+    outbox: &mut Outbox,
+    transport: &T,
+    stop: &AtomicBool,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let Some(origin) = transport.pull_origin() else { return Ok(()) };
+    let mut applied = report.pulled.take().unwrap_or_default();
+    let mut cursor = outbox.pull_cursor(&origin)?;
+    let mut error = None;
+    while !stop.load(Ordering::SeqCst) {
+        let Some(call) = transport.pull(cursor.as_deref()) else { break };
+        let page = match call.await {
+            Ok(page) => page,
+            Err(TransportError::SignInAgain { reason }) => return Err(SyncError::SignInAgain { reason }),
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        };
+        applied.add(&outbox.apply_page(&origin, &page)?);
+        // A server that says "more" without moving on would loop forever: stop, go on next time.
+        if !page.more || cursor.as_deref() == Some(page.cursor.as_str()) {
+            break;
+        }
+        cursor = Some(page.cursor);
+    }
+    outbox.set_meta("last_pull_at_ms", &now_ms().to_string())?;
+    outbox.set_meta("last_pull_error", error.as_deref().unwrap_or(""))?;
+    if let Some(e) = error {
+        report.unreachable = Some(e);
+    }
+    report.pulled = Some(applied);
+    Ok(())
 }
 
 /// What happened in one cycle of [`watch`], for the caller to show.
@@ -110,7 +229,7 @@ pub enum WatchEvent {
     },
 }
 
-/// Longest wait between two cycles while SQS is unreachable.
+/// Longest wait between two cycles while the remote is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
 /// The delay after `failures` consecutive unreachable cycles: the interval doubled per
@@ -127,18 +246,19 @@ pub fn backoff(interval: Duration, failures: u32) -> Duration {
 }
 
 /// The seed's retry loop: every cycle re-reads the flags; while `retry_pending_notes` is true
-/// it syncs and waits `retry_interval_seconds` (longer, backing off, while SQS is
-/// unreachable); while it is false it only waits and reads the flags again. Returns when
-/// `stop` is set (between cycles or between batches, never mid-write).
+/// it syncs (push and pull) and waits `retry_interval_seconds` (longer, backing off, while the
+/// remote is unreachable); while it is false it only waits and reads the flags again. Returns
+/// when `stop` is set (between cycles, batches or pages, never mid-write), or with
+/// [`SyncError::SignInAgain`] once the sign-in no longer works.
 pub async fn watch<T: Transport>(
     outbox: &mut Outbox,
     transport: &T,
-    lease: &Lease,
+    run: &Run<'_>,
     source: &FlagsSource,
-    stop: &AtomicBool,
     on_event: &mut dyn FnMut(WatchEvent),
     progress: &mut dyn FnMut(Progress),
-) -> Result<(), OutboxError> {
+) -> Result<(), SyncError> {
+    let stop = run.stop;
     let mut keeper = FlagsKeeper::default();
     let mut failures = 0u32;
     while !stop.load(Ordering::SeqCst) {
@@ -148,7 +268,7 @@ pub async fn watch<T: Transport>(
         }
         let interval = Duration::from_secs(in_force.flags.retry_interval_seconds);
         let next_in = if in_force.flags.retry_pending_notes {
-            let report = sync_once(outbox, transport, lease, stop, progress).await?;
+            let report = sync_once(outbox, transport, run, progress).await?;
             failures = if report.unreachable.is_some() { failures.saturating_add(1) } else { 0 };
             let next_in = backoff(interval, failures);
             on_event(WatchEvent::Synced { report, flags: in_force, next_in });
@@ -171,4 +291,8 @@ async fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
 }
 
 #[cfg(test)]
+mod fake;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod two_devices;

@@ -1,4 +1,5 @@
-//! Claiming outbox entries for sending, and settling them with SQS's answer.
+//! Claiming outbox entries for sending, and settling them with the remote's answer (the API's
+//! per-change result, or SQS's acknowledgement).
 //!
 //! Two `notes sync` processes (or an app's sync and the CLI's) may run at once. An entry is
 //! sent only by the process that holds its lease: claiming sets `lease_owner`, `lease_pid`
@@ -37,12 +38,21 @@ pub struct Claimed {
     pub body: String,
 }
 
-/// SQS's answer for one claimed entry.
+/// The remote's answer for one claimed entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Settled {
-    /// Acknowledged: the entry leaves the outbox (if it still holds this version).
+    /// Accepted (the API) or acknowledged (SQS): the entry leaves the outbox (if it still
+    /// holds this version) and the note becomes `sent`.
     Acked,
-    /// Not acknowledged: the entry stays, with this error.
+    /// Refused for good: the entry leaves the outbox and the note becomes `rejected`.
+    Rejected {
+        /// The error class.
+        kind: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Not taken this time: the entry stays, with this error.
     Failed(String),
 }
 
@@ -119,9 +129,10 @@ impl Outbox {
         Ok(claimed)
     }
 
-    /// Records SQS's answers in one transaction: acknowledged entries leave the outbox and
-    /// their note becomes `sent`, unless the note changed meanwhile (then the newer version
-    /// stays queued); failed ones keep their place with one more attempt and the error.
+    /// Records the answers in one transaction: accepted entries leave the outbox and their note
+    /// becomes `sent`, rejected ones leave it as `rejected`, unless the note changed meanwhile
+    /// (then the newer version stays queued) or a pull already knows more (`synced`, a
+    /// conflict); failed ones keep their place with one more attempt and the error.
     pub fn settle(&mut self, lease: &Lease, results: &[(Claimed, Settled)]) -> Result<(), OutboxError> {
         let path = self.path.clone();
         let err = |e| super::classify(&path, e);
@@ -137,16 +148,32 @@ impl Outbox {
                     )
                     .map_err(err)?;
                     tx.execute(
-                        "UPDATE notes SET state = 'sent', reason = NULL WHERE id = ?1 AND version = ?2",
+                        "UPDATE notes SET state = 'sent', kind = NULL, reason = NULL
+                         WHERE id = ?1 AND version = ?2 AND state = 'pending'",
+                        params![entry.note_id, version],
+                    )
+                    .map_err(err)?;
+                    // Taken: the next edit builds on it (see `next_version`).
+                    tx.execute(
+                        "UPDATE notes SET sent_version = MAX(COALESCE(sent_version, 0), ?2) WHERE id = ?1",
+                        params![entry.note_id, version],
+                    )
+                    .map_err(err)?;
+                    release(&tx, &entry.note_id, lease).map_err(err)?;
+                }
+                Settled::Rejected { kind, reason } => {
+                    tx.execute(
+                        "DELETE FROM outbox WHERE note_id = ?1 AND version = ?2",
                         params![entry.note_id, version],
                     )
                     .map_err(err)?;
                     tx.execute(
-                        "UPDATE outbox SET lease_owner = NULL, lease_pid = NULL, lease_until = NULL
-                         WHERE note_id = ?1 AND lease_owner = ?2",
-                        params![entry.note_id, lease.owner],
+                        "UPDATE notes SET state = 'rejected', kind = ?3, reason = ?4
+                         WHERE id = ?1 AND version = ?2 AND state IN ('pending', 'sent')",
+                        params![entry.note_id, version, kind, reason],
                     )
                     .map_err(err)?;
+                    release(&tx, &entry.note_id, lease).map_err(err)?;
                 }
                 Settled::Failed(error) => {
                     tx.execute(
@@ -161,4 +188,13 @@ impl Outbox {
         }
         tx.commit().map_err(err)
     }
+}
+
+/// Ends this lease's claim on a note's entry (a newer version of it stays queued).
+fn release(tx: &rusqlite::Transaction<'_>, note_id: &str, lease: &Lease) -> rusqlite::Result<usize> {
+    tx.execute(
+        "UPDATE outbox SET lease_owner = NULL, lease_pid = NULL, lease_until = NULL
+         WHERE note_id = ?1 AND lease_owner = ?2",
+        params![note_id, lease.owner],
+    )
 }

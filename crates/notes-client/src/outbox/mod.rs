@@ -7,7 +7,12 @@
 //! kill at any point leaves either the old or the new state, never half of one.
 
 mod claim;
+mod conflicts;
 mod notes;
+mod pull;
+mod schema;
+mod session;
+mod state;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,40 +20,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ffi::ErrorCode};
 
 pub use claim::{Claimed, Lease, Settled};
-pub use notes::{NoteRecord, Pending, State, Status};
-
-/// The schema this client writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i32 = 1;
-
-const SCHEMA: &str = "
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE notes (
-    id TEXT PRIMARY KEY,
-    version INTEGER NOT NULL,
-    title TEXT NOT NULL,
-    body TEXT NOT NULL,
-    deleted INTEGER NOT NULL DEFAULT 0,
-    updated_at TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'rejected')),
-    reason TEXT
-);
--- One entry per note: a newer change replaces the body of a pending one (coalescing) but
--- keeps its place in line (seq) and its history (queued_at, attempts).
-CREATE TABLE outbox (
-    note_id TEXT PRIMARY KEY REFERENCES notes(id),
-    seq INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    queued_at INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    last_attempt_at INTEGER,
-    lease_owner TEXT,
-    lease_pid INTEGER,
-    lease_until INTEGER
-);
-CREATE INDEX outbox_by_seq ON outbox(seq);
-";
+pub use conflicts::{Conflict, Keep, Side};
+pub use pull::Applied;
+pub use session::StoredSession;
+pub use state::{NoteRecord, Pending, State, Status};
 
 /// What went wrong with the local database.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +48,7 @@ pub enum OutboxError {
         source: rusqlite::Error,
     },
     /// A database written by a newer client.
-    #[error("{path} has schema version {found}, newer than this client's {SCHEMA_VERSION}; upgrade notes")]
+    #[error("{path} has schema version {found}, newer than this client's {}; upgrade notes", schema::VERSION)]
     NewerSchema {
         /// The database file.
         path: PathBuf,
@@ -89,12 +64,43 @@ pub enum OutboxError {
         #[source]
         source: std::io::Error,
     },
+    /// The database's mode could not be set to 0600.
+    #[error("cannot make {path} readable by its owner only")]
+    Permissions {
+        /// The database file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// No note has this id.
     #[error("no note with id {0}")]
     NotFound(String),
     /// The note is deleted; it cannot be edited or deleted again.
     #[error("note {0} is deleted")]
     Deleted(String),
+    /// `resolve` of a note (or conflict id) that has no conflict.
+    #[error("{0} has no conflict to resolve (notes conflicts lists them)")]
+    NoConflict(String),
+    /// `resolve` would replace a change still in flight (pending or sent) with the kept text.
+    #[error("note {0} has a change not yet synced: run notes sync first, then resolve")]
+    InFlight(String),
+    /// `resolve` of a note with several conflicts: name one of them.
+    #[error("note {note} has {} conflicts: resolve one at a time by its id ({})", ids.len(), ids.join(", "))]
+    SeveralConflicts {
+        /// The note.
+        note: String,
+        /// Its conflicts' ids.
+        ids: Vec<String>,
+    },
+    /// The database holds another user's notes: a different sign-in would send them as its own.
+    #[error("this database holds the notes of another user ({bound}); use another --db for {requested}")]
+    OtherOwner {
+        /// The owner the database belongs to.
+        bound: String,
+        /// The owner asked for.
+        requested: String,
+    },
     /// The change would be refused by the consumer: the same rule and message as there.
     #[error("refused")]
     Invalid(#[source] notes_sync::notes::Invalid),
@@ -171,11 +177,17 @@ impl Outbox {
             std::fs::create_dir_all(dir).map_err(|source| OutboxError::Directory { path: dir.to_owned(), source })?;
         }
         let p = path.to_owned();
+        let created = !path.exists();
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(&p, e))?;
         conn.busy_timeout(options.busy_timeout).map_err(|e| classify(&p, e))?;
         let mut outbox = Self { conn, path: p, client_id: String::new() };
         outbox.migrate()?;
+        if created {
+            // The user's notes, and later their tokens: readable by the user alone. SQLite
+            // gives the -wal and -shm files it makes later the database's own mode.
+            restrict_to_owner(path).map_err(|source| OutboxError::Permissions { path: path.to_owned(), source })?;
+        }
         outbox.client_id = outbox.ensure_client_id()?;
         Ok(outbox)
     }
@@ -184,7 +196,7 @@ impl Outbox {
         // Reading the version is the first access to the file: a foreign or damaged file
         // fails here, with SQLITE_NOTADB, before anything is written to it.
         let version: i32 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| self.err(e))?;
-        if version > SCHEMA_VERSION {
+        if version > schema::VERSION {
             return Err(OutboxError::NewerSchema { path: self.path.clone(), found: version });
         }
         // WAL: readers (status, list) never wait for a sync's writes, and a commit is one
@@ -194,22 +206,25 @@ impl Outbox {
             self.conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(|e| self.err(e))?;
         debug_assert!(mode.eq_ignore_ascii_case("wal"), "journal mode {mode}");
         self.conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| self.err(e))?;
-        self.conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| self.err(e))?;
-        if version == SCHEMA_VERSION {
-            return Ok(());
-        }
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        if version < schema::VERSION {
+            // Off while tables are rebuilt (it cannot change inside a transaction).
+            self.conn.pragma_update(None, "foreign_keys", "OFF").map_err(|e| self.err(e))?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| classify(&self.path, e))?;
+            // Another process may have created or migrated the schema while this one waited.
+            let again: i32 =
+                tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| classify(&self.path, e))?;
+            match again {
+                0 => schema::create(&tx),
+                v if v < schema::VERSION => schema::migrate(&tx, v),
+                _ => Ok(()),
+            }
             .map_err(|e| classify(&self.path, e))?;
-        // Another process may have created the schema while this one waited for the lock.
-        let again: i32 =
-            tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| classify(&self.path, e))?;
-        if again == 0 {
-            tx.execute_batch(SCHEMA).map_err(|e| classify(&self.path, e))?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| classify(&self.path, e))?;
+            tx.commit().map_err(|e| classify(&self.path, e))?;
         }
-        tx.commit().map_err(|e| classify(&self.path, e))
+        self.conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| self.err(e))
     }
 
     fn ensure_client_id(&mut self) -> Result<String, OutboxError> {
@@ -263,6 +278,24 @@ impl Outbox {
     fn err(&self, e: rusqlite::Error) -> OutboxError {
         classify(&self.path, e)
     }
+}
+
+/// Mode 0600 on the database and the files SQLite keeps beside it.
+pub(crate) fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
+                other => other?,
+            }
+        }
+    }
+    let _ = path;
+    Ok(())
 }
 
 /// Sorts SQLite's errors into the ones a user can act on.

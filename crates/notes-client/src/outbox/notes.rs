@@ -1,121 +1,103 @@
 //! Writing notes (each change and its outbox entry in one transaction) and reading them back.
 
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::state::{COLUMNS, NoteRecord, Pending, State, Status, record};
 use super::{Outbox, OutboxError, now_ms, random_hex};
 use notes_sync::notes::{Note, NoteMessage, Op, SCHEMA_VERSION};
 
-/// A note's sync state, as shown to the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum State {
-    /// Its latest version is not yet acknowledged by SQS.
-    Pending,
-    /// SQS acknowledged its latest version.
-    Sent,
-    /// The consumer dead-lettered its latest version (see `notes dlq list`).
-    Rejected,
-}
-
-impl State {
-    /// The state's name, as stored and printed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Sent => "sent",
-            Self::Rejected => "rejected",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "sent" => Self::Sent,
-            "rejected" => Self::Rejected,
-            _ => Self::Pending,
-        }
-    }
-}
-
-impl std::str::FromStr for State {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "pending" | "sent" | "rejected" => Ok(Self::parse(s)),
-            _ => Err(format!("unknown state {s:?} (expected pending, sent or rejected)")),
-        }
-    }
-}
-
-/// A note as stored locally.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct NoteRecord {
-    /// Stable id.
-    pub id: String,
-    /// Its latest local version.
+/// A change to queue: its message body, checked by the consumer's own validation.
+pub(crate) struct Change {
     pub version: u64,
-    /// Title (empty once deleted).
-    pub title: String,
-    /// Body (empty once deleted).
-    pub body: String,
-    /// Whether the latest change is a delete.
-    pub deleted: bool,
-    /// When it was last changed, RFC 3339.
     pub updated_at: String,
-    /// Sync state of the latest version.
-    pub state: State,
-    /// Why it was rejected, if it was.
-    pub reason: Option<String>,
+    pub json: String,
 }
 
-/// An outbox entry, for `status`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Pending {
-    /// The note.
-    pub note_id: String,
-    /// The version waiting to be sent.
-    pub version: u64,
-    /// Milliseconds since the Unix epoch when the note first became pending.
-    pub queued_at_ms: i64,
-    /// Send attempts so far.
-    pub attempts: u64,
-    /// The last attempt's error.
-    pub last_error: Option<String>,
+/// Builds and checks the message of one change: what the consumer would refuse is refused here,
+/// with its message, and so is a message too large for one SQS message.
+pub(crate) fn change(
+    id: &str,
+    version: u64,
+    deleted: bool,
+    title: &str,
+    body: &str,
+    client_id: &str,
+) -> Result<Change, OutboxError> {
+    let updated_at = now_rfc3339();
+    let (t, b) = if deleted { (None, None) } else { (Some(title.into()), Some(body.into())) };
+    let op = if deleted { Op::Delete } else { Op::Upsert };
+    let message = NoteMessage {
+        schema: SCHEMA_VERSION,
+        op,
+        note: Note { id: id.into(), version, title: t, body: b, updated_at: updated_at.as_str().into() },
+        client_id: client_id.into(),
+    };
+    let json = serde_json::to_string(&message).expect("a note message serialises");
+    NoteMessage::parse(&json).map_err(OutboxError::Invalid)?;
+    if json.len() > crate::sender::MAX_MESSAGE_BYTES {
+        return Err(OutboxError::TooLarge { bytes: json.len() });
+    }
+    Ok(Change { version, updated_at, json })
 }
 
-/// A summary of what is waiting.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Status {
-    /// Notes waiting to be sent.
-    pub pending: u64,
-    /// Age of the oldest pending change, in seconds.
-    pub oldest_pending_age_s: Option<u64>,
-    /// Most attempts of one pending change.
-    pub max_attempts: u64,
-    /// The most recent send error.
-    pub last_error: Option<String>,
-    /// Notes in each state.
-    pub sent: u64,
-    /// Notes the consumer rejected.
-    pub rejected: u64,
+/// Writes `change` as the note's latest local version (ours, pending) and queues it. Coalescing:
+/// a pending entry takes the new body and version but keeps its place in line. Safe because the
+/// consumer keeps only the newest version of a note anyway.
+pub(crate) fn store_local(
+    tx: &Transaction<'_>,
+    id: &str,
+    change: &Change,
+    deleted: bool,
+    title: &str,
+    body: &str,
+    client_id: &str,
+) -> rusqlite::Result<()> {
+    let (title, body) = if deleted { ("", "") } else { (title, body) };
+    tx.execute(
+        "INSERT INTO notes (id, version, title, body, deleted, updated_at, client_id, state, kind, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', NULL, NULL)
+         ON CONFLICT(id) DO UPDATE SET version = excluded.version, title = excluded.title,
+           body = excluded.body, deleted = excluded.deleted, updated_at = excluded.updated_at,
+           client_id = excluded.client_id, state = 'pending', kind = NULL, reason = NULL",
+        params![id, change.version as i64, title, body, deleted, change.updated_at, client_id],
+    )?;
+    tx.execute(
+        "INSERT INTO outbox (note_id, seq, version, body, queued_at)
+         VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox), ?2, ?3, ?4)
+         ON CONFLICT(note_id) DO UPDATE SET version = excluded.version, body = excluded.body",
+        params![id, change.version as i64, change.json, now_ms()],
+    )?;
+    Ok(())
 }
 
-fn record(row: &Row<'_>) -> rusqlite::Result<NoteRecord> {
-    Ok(NoteRecord {
-        id: row.get(0)?,
-        version: row.get::<_, i64>(1)? as u64,
-        title: row.get(2)?,
-        body: row.get(3)?,
-        deleted: row.get(4)?,
-        updated_at: row.get(5)?,
-        state: State::parse(&row.get::<_, String>(6)?),
-        reason: row.get(7)?,
-    })
+/// The version a new local change of note `id` gets (`None` for a new note: 1).
+///
+/// One above what it builds on: the newest version the server is known to hold, or our own
+/// newest the remote took. Edits made while a change waits unsent coalesce at that same version
+/// (with a later `updated_at`): a device that edits a note several times offline still sends one
+/// version above its base, so another device can tell a concurrent change (the same version)
+/// from one made on top of its own (a higher one). A change possibly on the wire (its entry
+/// leased by a sender) keeps its version: the next edit goes above it, so that no two changes
+/// the server may see share (note, version, client).
+pub(crate) fn next_version(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<u64> {
+    let base: Option<i64> = tx
+        .query_row(
+            "SELECT MAX(COALESCE(server_version, 0), COALESCE(sent_version, 0)) FROM notes WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let on_the_wire: Option<i64> = tx
+        .query_row(
+            "SELECT version FROM outbox WHERE note_id = ?1 AND lease_owner IS NOT NULL AND lease_until > ?2",
+            params![id, now_ms()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok((base.unwrap_or(0) + 1).max(on_the_wire.map_or(0, |v| v + 1)) as u64)
 }
-
-const COLUMNS: &str = "id, version, title, body, deleted, updated_at, state, reason";
 
 fn now_rfc3339() -> String {
     OffsetDateTime::now_utc().format(&Rfc3339).expect("the current time formats as RFC 3339")
@@ -177,56 +159,20 @@ impl Outbox {
         title: &str,
         body: &str,
     ) -> Result<Option<NoteRecord>, OutboxError> {
-        let version = base.unwrap_or(0) + 1;
-        let updated_at = now_rfc3339();
         let deleted = op == Op::Delete;
-        let (t, b) = if deleted { (None, None) } else { (Some(title.into()), Some(body.into())) };
-        let message = NoteMessage {
-            schema: SCHEMA_VERSION,
-            op,
-            note: Note { id: id.into(), version, title: t, body: b, updated_at: updated_at.as_str().into() },
-            client_id: self.client_id.as_str().into(),
-        };
-        let json = serde_json::to_string(&message).expect("a note message serialises");
-        // The consumer's own parser and validation: what it would refuse is refused here.
-        NoteMessage::parse(&json).map_err(OutboxError::Invalid)?;
-        if json.len() > crate::sender::MAX_MESSAGE_BYTES {
-            return Err(OutboxError::TooLarge { bytes: json.len() });
-        }
-
         let path = self.path.clone();
         let err = |e| super::classify(&path, e);
+        // Checked before the transaction too, so that a refusal never waits for a lock: the
+        // version only changes the message's length by a digit or two.
+        change(id, 1, deleted, title, body, &self.client_id)?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
         let stored: Option<i64> =
             tx.query_row("SELECT version FROM notes WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(err)?;
         if stored.map(|v| v as u64) != base {
             return Ok(None);
         }
-        tx.execute(
-            "INSERT INTO notes (id, version, title, body, deleted, updated_at, state, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', NULL)
-             ON CONFLICT(id) DO UPDATE SET version = excluded.version, title = excluded.title,
-               body = excluded.body, deleted = excluded.deleted, updated_at = excluded.updated_at,
-               state = 'pending', reason = NULL",
-            params![
-                id,
-                version as i64,
-                if deleted { "" } else { title },
-                if deleted { "" } else { body },
-                deleted,
-                updated_at
-            ],
-        )
-        .map_err(err)?;
-        // Coalescing: a pending entry takes the new body and version but keeps its place in
-        // line. Safe because the consumer keeps only the newest version of a note anyway.
-        tx.execute(
-            "INSERT INTO outbox (note_id, seq, version, body, queued_at)
-             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox), ?2, ?3, ?4)
-             ON CONFLICT(note_id) DO UPDATE SET version = excluded.version, body = excluded.body",
-            params![id, version as i64, json, now_ms()],
-        )
-        .map_err(err)?;
+        let change = change(id, next_version(&tx, id).map_err(err)?, deleted, title, body, &self.client_id)?;
+        store_local(&tx, id, &change, deleted, title, body, &self.client_id).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(Some(self.note(id)?.expect("just written")))
     }
@@ -245,7 +191,7 @@ impl Outbox {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT {COLUMNS} FROM notes WHERE (deleted = 0 OR state != 'sent') AND (?1 IS NULL OR state = ?1)
+                "SELECT {COLUMNS} FROM notes WHERE (deleted = 0 OR state NOT IN ('sent', 'synced')) AND (?1 IS NULL OR state = ?1)
                  ORDER BY updated_at DESC, id"
             ))
             .map_err(|e| self.err(e))?;
@@ -296,13 +242,20 @@ impl Outbox {
                 .map(|n| n as u64)
                 .map_err(|e| self.err(e))
         };
+        let conflicts = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM conflicts", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| self.err(e))?;
         Ok(Status {
             pending: pending as u64,
             oldest_pending_age_s: oldest.map(|t| ((now_ms() - t).max(0) / 1000) as u64),
             max_attempts: max_attempts.unwrap_or(0) as u64,
             last_error,
             sent: count("sent")?,
+            synced: count("synced")?,
+            conflict: count("conflict")?,
             rejected: count("rejected")?,
+            conflicts: conflicts as u64,
         })
     }
 
@@ -312,7 +265,7 @@ impl Outbox {
         let (id, version) = which.map_or((None, None), |(i, v)| (Some(i), Some(v as i64)));
         self.conn
             .execute(
-                "UPDATE notes SET state = 'sent', reason = NULL
+                "UPDATE notes SET state = 'sent', kind = NULL, reason = NULL
                  WHERE state = 'rejected' AND (?1 IS NULL OR (id = ?1 AND version = ?2))",
                 params![id, version],
             )
@@ -320,13 +273,14 @@ impl Outbox {
             .map_err(|e| self.err(e))
     }
 
-    /// Marks a note rejected when `version` is still its latest (the consumer dead-lettered
-    /// it). Returns whether it did.
-    pub fn mark_rejected(&self, id: &str, version: u64, reason: &str) -> Result<bool, OutboxError> {
+    /// Marks a note rejected when `version` is still its latest and ours (the consumer
+    /// dead-lettered it). Returns whether it did.
+    pub fn mark_rejected(&self, id: &str, version: u64, kind: &str, reason: &str) -> Result<bool, OutboxError> {
         self.conn
             .execute(
-                "UPDATE notes SET state = 'rejected', reason = ?3 WHERE id = ?1 AND version = ?2 AND state = 'sent'",
-                params![id, version as i64, reason],
+                "UPDATE notes SET state = 'rejected', kind = ?3, reason = ?4
+                 WHERE id = ?1 AND version = ?2 AND client_id = ?5 AND state = 'sent'",
+                params![id, version as i64, kind, reason, self.client_id],
             )
             .map(|n| n > 0)
             .map_err(|e| self.err(e))

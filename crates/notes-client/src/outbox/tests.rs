@@ -45,8 +45,9 @@ fn edits_while_offline_coalesce_into_one_entry_at_the_latest_version_keeping_its
     let b = outbox.add("b", "1").unwrap();
     outbox.edit(&a.id, None, Some("2")).unwrap();
     let a3 = outbox.edit(&a.id, Some("a!"), None).unwrap();
-    assert_eq!((a3.version, a3.title.as_str(), a3.body.as_str()), (3, "a!", "2"));
-    assert_eq!(entries(&outbox), vec![(a.id.clone(), 3), (b.id.clone(), 1)], "one entry per note, oldest first");
+    // Unsent edits stay one version above what the note builds on (nothing yet: version 1).
+    assert_eq!((a3.version, a3.title.as_str(), a3.body.as_str()), (1, "a!", "2"));
+    assert_eq!(entries(&outbox), vec![(a.id.clone(), 1), (b.id.clone(), 1)], "one entry per note, oldest first");
 }
 
 #[test]
@@ -60,7 +61,7 @@ fn a_delete_supersedes_pending_edits() {
     let claimed = outbox.claim(&Lease::new(Duration::from_secs(60)), 10, 1 << 20).unwrap();
     assert_eq!(claimed.len(), 1);
     let body: serde_json::Value = serde_json::from_str(&claimed[0].body).unwrap();
-    assert_eq!((body["op"].as_str(), body["note"]["version"].as_u64()), (Some("delete"), Some(3)));
+    assert_eq!((body["op"].as_str(), body["note"]["version"].as_u64()), (Some("delete"), Some(1)));
     assert!(matches!(outbox.edit(&a.id, Some("x"), None), Err(OutboxError::Deleted(_))));
     assert!(matches!(outbox.delete("nope"), Err(OutboxError::NotFound(_))));
 }
@@ -192,11 +193,93 @@ fn rejected_marks_only_the_latest_sent_version() {
     let a = outbox.add("a", "1").unwrap();
     let claimed = outbox.claim(&lease, 10, 1 << 20).unwrap();
     outbox.settle(&lease, &[(claimed[0].clone(), Settled::Acked)]).unwrap();
-    assert!(!outbox.mark_rejected(&a.id, 2, "x").unwrap(), "not its version");
-    assert!(outbox.mark_rejected(&a.id, 1, "invalid_field: y").unwrap());
+    assert!(!outbox.mark_rejected(&a.id, 2, "invalid_field", "x").unwrap(), "not its version");
+    assert!(outbox.mark_rejected(&a.id, 1, "invalid_field", "y").unwrap());
     let note = outbox.note(&a.id).unwrap().unwrap();
-    assert_eq!((note.state, note.reason.as_deref()), (State::Rejected, Some("invalid_field: y")));
+    assert_eq!(
+        (note.state, note.kind.as_deref(), note.reason.as_deref()),
+        (State::Rejected, Some("invalid_field"), Some("y"))
+    );
     assert_eq!(outbox.notes(Some(State::Rejected)).unwrap().len(), 1);
     assert_eq!(outbox.unreject(Some((&a.id, 1))).unwrap(), 1, "its dead letter went back to the queue");
     assert_eq!(outbox.note(&a.id).unwrap().unwrap().state, State::Sent);
+}
+
+#[test]
+fn a_version_1_database_is_migrated_keeping_every_note_entry_and_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.db");
+    {
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(schema::V1).unwrap();
+        old.execute_batch(
+            "INSERT INTO meta VALUES ('client_id', 'c-old'), ('flags', '{}');
+             INSERT INTO notes VALUES ('n-1', 2, 't', 'b', 0, '2026-11-27T10:00:00Z', 'pending', NULL);
+             INSERT INTO notes VALUES ('n-2', 1, 'u', 'c', 0, '2026-11-27T10:00:00Z', 'rejected', 'invalid_field: x');
+             INSERT INTO outbox (note_id, seq, version, body, queued_at) VALUES ('n-1', 1, 2, '{}', 0);",
+        )
+        .unwrap();
+    }
+    let outbox = Outbox::open(&path, &OpenOptions::default()).unwrap();
+    assert_eq!(outbox.client_id(), "c-old");
+    let n1 = outbox.note("n-1").unwrap().unwrap();
+    assert_eq!((n1.version, n1.state, n1.client_id.as_str()), (2, State::Pending, "c-old"));
+    let n2 = outbox.note("n-2").unwrap().unwrap();
+    assert_eq!((n2.state, n2.reason.as_deref()), (State::Rejected, Some("invalid_field: x")));
+    assert_eq!(entries(&outbox), vec![("n-1".to_owned(), 2)]);
+    assert_eq!(outbox.meta("flags").unwrap().as_deref(), Some("{}"));
+    assert_eq!(outbox.integrity_check().unwrap(), vec!["ok".to_owned()]);
+    let fk: i64 = outbox.conn.query_row("PRAGMA foreign_key_check", [], |r| r.get(0)).unwrap_or(0);
+    assert_eq!(fk, 0);
+    drop(outbox);
+    Outbox::open(&path, &OpenOptions::default()).unwrap(); // and opens again as version 2
+}
+
+#[test]
+fn a_trusted_owner_binds_the_database_and_another_owner_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outbox = open(&dir);
+    outbox.bind_owner("service-a").unwrap();
+    outbox.add("a", "1").unwrap();
+    outbox.bind_owner("service-a").unwrap();
+    let err = outbox.bind_owner("service-b").unwrap_err();
+    assert!(matches!(err, OutboxError::OtherOwner { .. }), "{err}");
+}
+
+/// Two conflicts on one note: `resolve NOTE` asks which; each is settled by its own id.
+#[test]
+fn a_note_with_several_conflicts_is_resolved_one_conflict_at_a_time() {
+    use crate::changes::{Change, Page, ServerNote};
+    let dir = tempfile::tempdir().unwrap();
+    let mut outbox = open(&dir);
+    let id = outbox.add("t", "mine 1").unwrap().id;
+    let theirs = |version: u64, body: &str| Page {
+        changes: vec![Change::Note(ServerNote {
+            id: id.clone(),
+            version,
+            // Later than any local edit: theirs wins even a tie of versions.
+            updated_at: "2099-01-01T00:00:00Z".into(),
+            client_id: "c-other".into(),
+            deleted: false,
+            title: Some("t".into()),
+            body: Some(body.into()),
+        })],
+        cursor: format!("c{version}"),
+        more: false,
+    };
+    assert_eq!(outbox.apply_page("o", &theirs(1, "theirs 1")).unwrap().conflicts, 1);
+    outbox.edit(&id, None, Some("mine 2")).unwrap();
+    assert_eq!(outbox.note(&id).unwrap().unwrap().version, 2, "the edit builds on the server's version");
+    assert_eq!(outbox.apply_page("o", &theirs(3, "theirs 3")).unwrap().conflicts, 1);
+    assert_eq!(outbox.status().unwrap().conflicts, 2);
+
+    let err = outbox.resolve(&id, Keep::Theirs).unwrap_err();
+    assert!(matches!(&err, OutboxError::SeveralConflicts { ids, .. } if ids.len() == 2), "{err}");
+    let ids: Vec<String> = outbox.conflicts().unwrap().into_iter().map(|c| c.id).collect();
+    let note = outbox.resolve(&ids[0], Keep::Theirs).unwrap();
+    assert_eq!((note.state, note.conflicts), (State::Conflict, 1), "one is still set aside");
+    let note = outbox.resolve(&id, Keep::Mine).unwrap();
+    assert_eq!((note.state, note.version, note.body.as_str(), note.conflicts), (State::Pending, 4, "mine 2", 0));
+    assert_eq!(entries(&outbox), vec![(id.clone(), 4)]);
+    assert!(matches!(outbox.resolve(&id, Keep::Mine), Err(OutboxError::NoConflict(_))));
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::outbox::{OpenOptions, State};
-use crate::sender::TransportError;
+use crate::sender::{Limits, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, PullResult, TransportError};
 
 /// A queue that answers each call from a script (then acknowledges everything), recording
 /// the note ids of every batch.
@@ -24,6 +24,18 @@ enum Answer {
 }
 
 impl Transport for FakeQueue {
+    fn limits(&self) -> Limits {
+        Limits { max_entries: MAX_BATCH_ENTRIES, max_bytes: MAX_BATCH_BYTES }
+    }
+
+    fn pull_origin(&self) -> Option<String> {
+        None
+    }
+
+    fn pull(&self, _since: Option<&str>) -> Option<impl std::future::Future<Output = PullResult> + Send> {
+        None::<std::future::Ready<PullResult>>
+    }
+
     async fn send_batch(&self, batch: &[Outgoing<'_>]) -> Result<Vec<EntryResult>, TransportError> {
         self.batches.lock().unwrap().push(batch.iter().map(|m| (m.note_id.to_owned(), m.version)).collect());
         let answer = {
@@ -31,17 +43,17 @@ impl Transport for FakeQueue {
             if script.is_empty() { None } else { Some(script.remove(0)) }
         };
         match answer {
-            Some(Answer::Unreachable) => Err(TransportError { reason: "dispatch failure: connection refused".into() }),
+            Some(Answer::Unreachable) => Err(TransportError::unreachable("dispatch failure: connection refused")),
             Some(Answer::Refuse(positions)) => Ok((0..batch.len())
                 .map(|i| {
                     if positions.contains(&i) {
-                        EntryResult::Failed("InternalError: try again".into())
+                        EntryResult::Retry("InternalError: try again".into())
                     } else {
-                        EntryResult::Acked
+                        EntryResult::Accepted
                     }
                 })
                 .collect()),
-            None => Ok(vec![EntryResult::Acked; batch.len()]),
+            None => Ok(vec![EntryResult::Accepted; batch.len()]),
         }
     }
 }
@@ -62,21 +74,34 @@ async fn sync_sends_oldest_first_in_batches_of_ten_and_removes_exactly_the_ackno
     let queue = FakeQueue::default();
     queue.script.lock().unwrap().extend([Answer::Refuse(vec![]), Answer::Refuse(vec![3])]);
     let mut seen = Vec::new();
-    let report =
-        sync_once(&mut outbox, &queue, &lease(), &AtomicBool::new(false), &mut |p| seen.push(p)).await.unwrap();
+    let report = sync_once(
+        &mut outbox,
+        &queue,
+        &Run { lease: &lease(), stop: &AtomicBool::new(false), confirm_within: Duration::ZERO },
+        &mut |p| seen.push(p),
+    )
+    .await
+    .unwrap();
 
     let batches = queue.batches.lock().unwrap().clone();
     assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), vec![10, 10], "stops after a refusal");
     let sent_order: Vec<String> = batches.concat().into_iter().map(|(id, _)| id).collect();
     assert_eq!(sent_order, ids[..20]);
-    assert_eq!(report, SyncReport { sent: 19, failed: 1, pending: 4, unreachable: None });
+    assert_eq!(report, SyncReport { sent: 19, failed: 1, pending: 4, ..SyncReport::default() });
     let left: Vec<String> = outbox.pending().unwrap().into_iter().map(|p| p.note_id).collect();
     assert_eq!(left, vec![ids[13].clone(), ids[20].clone(), ids[21].clone(), ids[22].clone()]);
     assert_eq!(outbox.pending().unwrap()[0].attempts, 1);
     assert_eq!(outbox.note(&ids[0]).unwrap().unwrap().state, State::Sent);
     assert_eq!(seen.last(), Some(&Progress { done: 20, total: 23 }));
 
-    let report = sync_once(&mut outbox, &queue, &lease(), &AtomicBool::new(false), &mut |_| {}).await.unwrap();
+    let report = sync_once(
+        &mut outbox,
+        &queue,
+        &Run { lease: &lease(), stop: &AtomicBool::new(false), confirm_within: Duration::ZERO },
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
     assert_eq!((report.sent, report.pending), (4, 0), "the refused one goes first next time");
     assert_eq!(queue.batches.lock().unwrap()[2][0].0, ids[13]);
 }
@@ -90,7 +115,14 @@ async fn an_unreachable_queue_keeps_every_note_pending_with_the_reason() {
     }
     let queue = FakeQueue::default();
     queue.script.lock().unwrap().push(Answer::Unreachable);
-    let report = sync_once(&mut outbox, &queue, &lease(), &AtomicBool::new(false), &mut |_| {}).await.unwrap();
+    let report = sync_once(
+        &mut outbox,
+        &queue,
+        &Run { lease: &lease(), stop: &AtomicBool::new(false), confirm_within: Duration::ZERO },
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(report.unreachable.as_deref(), Some("dispatch failure: connection refused"));
     assert_eq!((report.sent, report.failed, report.pending), (0, 10, 15));
     assert_eq!(queue.batches.lock().unwrap().len(), 1, "no second call while unreachable");
@@ -106,11 +138,16 @@ async fn a_stop_request_ends_the_sync_between_batches() {
     }
     let stop = AtomicBool::new(false);
     let queue = FakeQueue::default();
-    let report = sync_once(&mut outbox, &queue, &lease(), &stop, &mut |p| {
-        if p.done == 10 {
-            stop.store(true, Ordering::SeqCst);
-        }
-    })
+    let report = sync_once(
+        &mut outbox,
+        &queue,
+        &Run { lease: &lease(), stop: &stop, confirm_within: Duration::ZERO },
+        &mut |p| {
+            if p.done == 10 {
+                stop.store(true, Ordering::SeqCst);
+            }
+        },
+    )
     .await
     .unwrap();
     assert_eq!((report.sent, report.pending), (10, 5));
@@ -154,9 +191,8 @@ async fn watch_rereads_the_flags_every_cycle_and_a_change_takes_effect_on_the_ne
     watch(
         &mut outbox,
         &queue,
-        &lease(),
+        &Run { lease: &lease(), stop: &stop, confirm_within: Duration::ZERO },
         &source,
-        &stop,
         &mut |event| {
             match &event {
                 WatchEvent::Paused { .. } => write(true, 5),

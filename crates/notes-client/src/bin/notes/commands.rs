@@ -3,14 +3,19 @@
 use std::io::IsTerminal;
 
 use notes_client::flags::{self, FlagsKeeper};
-use notes_client::outbox::{Lease, NoteRecord};
-use notes_client::sender::SqsTransport;
-use notes_client::sync::{self, Progress, SyncReport, WatchEvent};
+use notes_client::outbox::{Lease, NoteRecord, Outbox};
+use notes_client::sender::Transport;
+use notes_client::sync::{self, Progress, Run, SyncError, SyncReport, WatchEvent};
 
+use super::app::Remote;
 use super::{App, StillPending, output};
 
 /// Longer than any one send may take (the SDK's operation timeout is 30 s).
 const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a sync goes on pulling to see its own changes stored (the consumer usually takes
+/// a second or two); after a write, shorter: the user is waiting.
+const CONFIRM: std::time::Duration = std::time::Duration::from_secs(5);
+const CONFIRM_AFTER_WRITE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A bar on a terminal when there is much to send; nothing otherwise.
 fn progress_bar() -> impl FnMut(Progress) {
@@ -34,72 +39,121 @@ fn progress_bar() -> impl FnMut(Progress) {
     }
 }
 
-async fn transport(app: &App) -> anyhow::Result<SqsTransport> {
-    let url = app.queue_url()?;
-    Ok(SqsTransport::new(aws_sdk_sqs::Client::new(&app.sdk().await), url, &app.owner()?))
+/// One sync of `outbox` with whichever remote is configured; `None` when none is.
+async fn sync_with(
+    app: &App,
+    outbox: &mut Outbox,
+    remote: &Remote,
+    confirm: std::time::Duration,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Option<SyncReport>, SyncError> {
+    let lease = Lease::new(LEASE);
+    let run = Run { lease: &lease, stop: &app.stop, confirm_within: confirm };
+    Ok(Some(match remote {
+        Remote::Api(api) => sync::sync_once(outbox, api.as_ref(), &run, progress).await?,
+        Remote::Sqs(sqs) => sync::sync_once(outbox, sqs, &run, progress).await?,
+        Remote::None => return Ok(None),
+    }))
 }
 
-/// After `add`/`edit`/`delete`: prints the id, then tries to send at once. Being offline is
-/// normal, not an error: the note is saved and stays pending.
+/// What the remote is, in a message: "API" or "queue".
+fn remote_name(remote: &Remote) -> &'static str {
+    match remote {
+        Remote::Api(_) => "API",
+        _ => "queue",
+    }
+}
+
+/// After `add`/`edit`/`delete`/`resolve`: prints the id, then tries to sync at once. Being
+/// offline (or signed out) is normal, not an error: the note is saved and stays pending.
 pub async fn after_write(app: &App, note: &NoteRecord) -> anyhow::Result<()> {
     println!("{}", note.id);
     let mut outbox = app.open()?;
-    if app.cli.queue_url.is_none() {
-        let pending = outbox.status()?.pending;
-        eprintln!("saved locally; {} pending (no queue configured)", output::notes_count(pending));
-        return Ok(());
-    }
-    let transport =
-        SqsTransport::new(aws_sdk_sqs::Client::new(&app.sdk_single_attempt().await), app.queue_url()?, &app.owner()?);
-    let report = sync::sync_once(&mut outbox, &transport, &Lease::new(LEASE), &app.stop, &mut |_| {}).await?;
+    let remote = match app.remote(&outbox, true).await {
+        Ok(remote) => remote,
+        Err(e) if super::signed_out(&e) => {
+            let pending = outbox.status()?.pending;
+            eprintln!("saved locally; {} pending (sign in again: notes login)", output::notes_count(pending));
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let report = match sync_with(app, &mut outbox, &remote, CONFIRM_AFTER_WRITE, &mut |_| {}).await {
+        Ok(Some(report)) => report,
+        Ok(None) => {
+            let pending = outbox.status()?.pending;
+            eprintln!("saved locally; {} pending (no API or queue configured)", output::notes_count(pending));
+            return Ok(());
+        }
+        Err(SyncError::SignInAgain { reason }) => {
+            let pending = outbox.status()?.pending;
+            eprintln!("saved locally; {} pending (sign in again: notes login; {reason})", output::notes_count(pending));
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
     match (&report.unreachable, report.pending) {
         (None, 0) => eprintln!("sent; nothing pending"),
         (None, n) => eprintln!("saved locally; {} pending", output::notes_count(n)),
-        (Some(reason), n) => {
-            eprintln!("saved locally; {} pending (queue unreachable: {reason})", output::notes_count(n))
-        }
+        (Some(reason), n) => eprintln!(
+            "saved locally; {} pending ({} unreachable: {reason})",
+            output::notes_count(n),
+            remote_name(&remote)
+        ),
     }
+    warn_conflicts(&report);
     Ok(())
+}
+
+/// Conflicts are never silent.
+fn warn_conflicts(report: &SyncReport) {
+    if let Some(pulled) = report.pulled.as_ref().filter(|p| p.conflicts > 0) {
+        eprintln!("notes: {} set aside by a conflict: see notes conflicts", output::notes_count(pulled.conflicts));
+    }
 }
 
 /// One pass: exit code 3 when something is still pending.
 pub async fn sync(app: &App, json: bool) -> anyhow::Result<()> {
     let mut outbox = app.open()?;
-    let transport = transport(app).await?;
+    let remote = app.remote(&outbox, false).await?;
+    if matches!(remote, Remote::None) {
+        anyhow::bail!(
+            "nothing to sync with: notes login (with --api-url), or --queue-url and --owner for a trusted service"
+        );
+    }
     app.stop_on_signals();
-    let report = sync::sync_once(&mut outbox, &transport, &Lease::new(LEASE), &app.stop, &mut progress_bar()).await?;
-    print_report(&report, json);
+    let report = sync_with(app, &mut outbox, &remote, CONFIRM, &mut progress_bar()).await?.expect("a remote");
+    print_report(&report, &remote, json);
+    warn_conflicts(&report);
     if report.pending > 0 {
         return Err(StillPending(report.pending).into());
     }
     Ok(())
 }
 
-fn print_report(report: &SyncReport, json: bool) {
+fn print_report(report: &SyncReport, remote: &Remote, json: bool) {
     if json {
         println!("{}", serde_json::to_string(report).expect("a report serialises"));
         return;
     }
-    let mut line = format!("sent {}, failed {}, pending {}", report.sent, report.failed, report.pending);
-    if let Some(reason) = &report.unreachable {
-        line.push_str(&format!(" (queue unreachable: {reason})"));
-    }
-    println!("{line}");
+    println!("{}", output::report(report, remote_name(remote)));
 }
 
-/// The seed's loop, until Ctrl-C or SIGTERM.
+/// The seed's loop, until Ctrl-C or SIGTERM (or a sign-in that no longer works: exit code 6).
 pub async fn watch(app: &App, json: bool) -> anyhow::Result<()> {
     let mut outbox = app.open()?;
-    let transport = transport(app).await?;
+    let remote = app.remote(&outbox, false).await?;
     let source = app.flags_source().await;
     app.stop_on_signals();
+    let name = remote_name(&remote);
     let mut on_event = |event: WatchEvent| match event {
         WatchEvent::FlagsWarning(w) => eprintln!("notes: warning: {w}"),
         WatchEvent::Synced { report, next_in, .. } if json => {
             println!("{}", serde_json::json!({"event": "synced", "report": report, "next_in_s": next_in.as_secs()}));
         }
         WatchEvent::Synced { report, next_in, .. } => {
-            print_report(&report, false);
+            println!("{}", output::report(&report, name));
+            warn_conflicts(&report);
             println!("next sync in {}", output::duration(next_in.as_secs()));
         }
         WatchEvent::Paused { flags, next_in } if json => {
@@ -112,10 +166,30 @@ pub async fn watch(app: &App, json: bool) -> anyhow::Result<()> {
         ),
         _ => {}
     };
-    sync::watch(&mut outbox, &transport, &Lease::new(LEASE), &source, &app.stop, &mut on_event, &mut progress_bar())
-        .await?;
+    let lease = Lease::new(LEASE);
+    let mut progress = progress_bar();
+    match &remote {
+        Remote::Api(api) => {
+            watch_with(app, &mut outbox, api.as_ref(), &lease, &source, &mut on_event, &mut progress).await?
+        }
+        Remote::Sqs(sqs) => watch_with(app, &mut outbox, sqs, &lease, &source, &mut on_event, &mut progress).await?,
+        Remote::None => anyhow::bail!("nothing to sync with: notes login (with --api-url), or --queue-url and --owner"),
+    }
     eprintln!("stopped; {} pending", output::notes_count(outbox.status()?.pending));
     Ok(())
+}
+
+async fn watch_with<T: Transport>(
+    app: &App,
+    outbox: &mut Outbox,
+    transport: &T,
+    lease: &Lease,
+    source: &flags::FlagsSource,
+    on_event: &mut dyn FnMut(WatchEvent),
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(), SyncError> {
+    let run = Run { lease, stop: &app.stop, confirm_within: CONFIRM };
+    sync::watch(outbox, transport, &run, source, on_event, progress).await
 }
 
 /// Pending count, oldest age, attempts, last error and the flags in force (as last stored:
@@ -124,12 +198,15 @@ pub async fn status(app: &App, json: bool) -> anyhow::Result<()> {
     let outbox = app.open()?;
     let status = outbox.status()?;
     let flags = flags::stored(&outbox)?;
+    let remote = super::session::remote_summary(app, &outbox)?;
     if json {
-        let value = serde_json::json!({"status": status, "flags": flags, "pending_notes": outbox.pending()?});
+        let value = serde_json::json!({
+            "status": status, "flags": flags, "pending_notes": outbox.pending()?, "remote": remote,
+        });
         println!("{value}");
         return Ok(());
     }
-    output::status(&status, &flags, &outbox.pending()?);
+    output::status(&status, &flags, &outbox.pending()?, &remote);
     Ok(())
 }
 

@@ -121,8 +121,8 @@ fn mark_own_rejected(app: &App, letters: &[DeadLetter]) {
     let Some(outbox) = local_outbox(app) else { return };
     for l in letters {
         if let Some((id, version)) = own_note(&outbox, &l.body) {
-            let why = format!("{}: {}", l.kind, l.reason.as_deref().unwrap_or("failed every delivery"));
-            let _ = outbox.mark_rejected(&id, version, &why);
+            let why = l.reason.as_deref().unwrap_or("failed every delivery");
+            let _ = outbox.mark_rejected(&id, version, &l.kind, why);
         }
     }
 }

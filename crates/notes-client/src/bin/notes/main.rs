@@ -1,37 +1,51 @@
 //! `notes`: the client and operator CLI over the `notes_client` crate.
 //!
-//! Notes are written to a local SQLite database first and sent to SQS after; `sync` and
-//! `sync --watch` resend what is pending; `dlq` inspects and redrives the dead-letter queue.
+//! Notes are written to a local SQLite database first and synced after: through the sync API
+//! as the signed-in user (`login`), or straight to SQS as a trusted service (`--owner`).
+//! `sync` and `sync --watch` push what is pending and pull what other devices wrote; `dlq`
+//! inspects and redrives the dead-letter queue.
 //! Exit codes (one place: [`exit_code`]): 0 done, 1 error, 2 usage, 3 notes still pending
-//! after a sync, 4 database locked by another process, 5 database corrupt or not a notes database.
+//! after a sync, 4 database locked by another process, 5 database corrupt or not a notes
+//! database, 6 sign in again (`notes login`; every note is kept).
 
+mod app;
 mod commands;
 mod dlq;
 mod output;
+mod session;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use anyhow::Context;
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use clap::{Parser, Subcommand};
-use notes_client::flags::FlagsSource;
-use notes_client::outbox::{OpenOptions, Outbox, OutboxError, State};
-use notes_sync::notes::Owner;
+use notes_client::auth::AuthError;
+use notes_client::outbox::{Keep, OutboxError, State};
+use notes_client::sender::TransportError;
+use notes_client::sync::SyncError;
 
-/// Notes that survive being offline: written locally first, sent to SQS when it can be reached.
+use app::App;
+
+/// Notes that survive being offline: written locally first, synced when the server can be reached.
 #[derive(Parser, Debug)]
 #[command(name = "notes", version)]
 struct Cli {
     /// The local database [default: the platform's data directory, e.g. ~/.local/share/notes-sync/notes.db].
     #[arg(long, env = "NOTES_DB", global = true)]
     db: Option<PathBuf>,
-    /// The notes queue (the stack's NotesQueueUrl output).
+    /// The sync API (the stack's ApiUrl output); kept by `notes login`.
+    #[arg(long, env = "NOTES_API_URL", global = true)]
+    api_url: Option<String>,
+    /// The user pool's app client (the stack's UserPoolClientId output); kept by `notes login`.
+    #[arg(long, env = "NOTES_USER_POOL_CLIENT_ID", global = true)]
+    user_pool_client_id: Option<String>,
+    /// The user pool (the stack's UserPoolId output): its region is the one before the `_`.
+    #[arg(long, env = "NOTES_USER_POOL_ID", global = true)]
+    user_pool_id: Option<String>,
+    /// The user pool's region (the stack's); kept by `notes login`.
+    #[arg(long, env = "NOTES_REGION", global = true)]
+    region: Option<String>,
+    /// The notes queue (the stack's NotesQueueUrl output): a trusted service sends straight to it.
     #[arg(long, env = "NOTES_QUEUE_URL", global = true)]
     queue_url: Option<String>,
     /// Sending straight to the queue (a trusted service): the owner of the notes it writes.
@@ -78,7 +92,24 @@ enum Command {
         /// The note id.
         id: String,
     },
-    /// Send pending notes to the queue. Exit code 3 if any is still pending.
+    /// Sign in (Cognito): the password from a prompt, or the first line of stdin.
+    Login {
+        /// The user name (asked for when not given).
+        #[arg(long, env = "NOTES_USERNAME")]
+        username: Option<String>,
+        /// Read the password from standard input (never from an argument).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Sign out: forget the tokens (and revoke the refresh token). Every note is kept.
+    Logout,
+    /// Who is signed in, to which API, until when.
+    Whoami {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Push pending notes and pull other devices' changes. Exit code 3 if any is still pending.
     Sync {
         /// Keep going: resend every retry_interval_seconds while retry_pending_notes is true.
         #[arg(long)]
@@ -89,7 +120,7 @@ enum Command {
     },
     /// List notes with their sync state.
     List {
-        /// Only notes in this state: pending, sent or rejected.
+        /// Only notes in this state: pending, sent, synced, conflict or rejected.
         #[arg(long)]
         state: Option<State>,
         /// Print JSON.
@@ -104,7 +135,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Pending notes, oldest pending age, attempts, last error, flags in force.
+    /// Texts set aside by conflicts, to keep or let go with `notes resolve`.
+    Conflicts {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Settle a conflict: keep our text (queued as the note's next version) or theirs.
+    Resolve {
+        /// The conflict id (k-...), or the note id when it has one conflict.
+        id: String,
+        /// Which text the note keeps.
+        #[arg(long, value_enum)]
+        keep: KeepArg,
+    },
+    /// Pending notes, every state's count, the last error and pull, the sign-in, flags in force.
     Status {
         /// Print JSON.
         #[arg(long)]
@@ -119,6 +164,24 @@ enum Command {
     /// Operator tools for the dead-letter queue.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+}
+
+/// `--keep mine|theirs`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum KeepArg {
+    /// Our text.
+    Mine,
+    /// The other client's (or the server's).
+    Theirs,
+}
+
+impl From<KeepArg> for Keep {
+    fn from(keep: KeepArg) -> Self {
+        match keep {
+            KeepArg::Mine => Keep::Mine,
+            KeepArg::Theirs => Keep::Theirs,
+        }
+    }
 }
 
 /// Where a note's body comes from.
@@ -176,6 +239,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     if e.is::<StillPending>() {
         return 3;
     }
+    if signed_out(e) {
+        return 6;
+    }
     match e.chain().find_map(|c| c.downcast_ref::<OutboxError>()) {
         Some(db) if db.is_locked() => 4,
         Some(db) if db.is_corrupt() => 5,
@@ -183,109 +249,17 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
-/// What every command may need, built lazily: the database is opened by all, the AWS SDK
-/// only by those that talk to AWS.
-struct App {
-    cli: Cli,
-    stop: Arc<AtomicBool>,
-    sdk: std::sync::Mutex<Option<aws_config::SdkConfig>>,
-}
-
-impl App {
-    /// `--db`, or `notes.db` in the platform's per-user data directory.
-    fn db_path(&self) -> anyhow::Result<PathBuf> {
-        Ok(match &self.cli.db {
-            Some(path) => path.clone(),
-            None => directories::ProjectDirs::from("", "", "notes-sync")
-                .context("no home directory to keep the notes database in: pass --db or set NOTES_DB")?
-                .data_dir()
-                .join("notes.db"),
-        })
-    }
-
-    fn open(&self) -> anyhow::Result<Outbox> {
-        let path = self.db_path()?;
-        let options = OpenOptions::default().busy_timeout(Duration::from_millis(self.cli.busy_timeout_ms));
-        Ok(Outbox::open(&path, &options)?)
-    }
-
-    /// One SDK configuration for the SQS and SSM clients, loaded on first use.
-    async fn sdk(&self) -> aws_config::SdkConfig {
-        if let Some(sdk) = self.sdk.lock().expect("not poisoned").clone() {
-            return sdk;
-        }
-        let sdk = self.sdk_with(RetryConfig::standard()).await;
-        *self.sdk.lock().expect("not poisoned") = Some(sdk.clone());
-        sdk
-    }
-
-    /// `add`/`edit`/`delete` try the queue once: offline, the user should not wait for retries
-    /// of a send that `sync` makes later anyway.
-    async fn sdk_single_attempt(&self) -> aws_config::SdkConfig {
-        self.sdk_with(RetryConfig::disabled()).await
-    }
-
-    async fn sdk_with(&self, retry: RetryConfig) -> aws_config::SdkConfig {
-        // Each call must end well within the outbox lease (60 s), so that no entry is still
-        // being sent when another process may claim it.
-        aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(retry)
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(10))
-                    .operation_timeout(Duration::from_secs(30))
-                    .build(),
-            )
-            .load()
-            .await
-    }
-
-    async fn flags_source(&self) -> FlagsSource {
-        match (&self.cli.flags, &self.cli.flags_ssm) {
-            (Some(path), _) => FlagsSource::File(path.clone()),
-            (None, Some(name)) => {
-                FlagsSource::Ssm { client: aws_sdk_ssm::Client::new(&self.sdk().await), name: name.clone() }
-            }
-            (None, None) => FlagsSource::None,
-        }
-    }
-
-    fn dlq_url(&self) -> anyhow::Result<&str> {
-        self.cli.dlq_url.as_deref().context("no dead-letter queue: pass --dlq-url or set NOTES_DLQ_URL")
-    }
-
-    fn queue_url(&self) -> anyhow::Result<&str> {
-        self.cli.queue_url.as_deref().context("no queue: pass --queue-url or set NOTES_QUEUE_URL")
-    }
-
-    /// The owner a trusted service writes as, checked as the consumer checks it.
-    fn owner(&self) -> anyhow::Result<Owner> {
-        let owner = self
-            .cli
-            .owner
-            .as_deref()
-            .context("sending straight to the queue needs the notes' owner: pass --owner or set NOTES_OWNER")?;
-        Owner::parse(owner).context("--owner")
-    }
-
-    /// Sets `stop` on the first SIGINT (Ctrl-C) or SIGTERM: syncs finish the batch in hand.
-    fn stop_on_signals(&self) {
-        let stop = self.stop.clone();
-        tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            stop.store(true, Ordering::SeqCst);
-        });
-    }
+/// Whether only signing in again helps.
+pub fn signed_out(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(c.downcast_ref::<SyncError>(), Some(SyncError::SignInAgain { .. }))
+            || matches!(c.downcast_ref::<TransportError>(), Some(TransportError::SignInAgain { .. }))
+            || matches!(c.downcast_ref::<AuthError>(), Some(AuthError::SignInAgain { .. } | AuthError::NotSignedIn))
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let ctx = App { cli, stop: Arc::default(), sdk: Default::default() };
+    let ctx = App::new(cli);
     match &ctx.cli.command {
         Command::Add { title, body } => {
             let body = body.read()?.unwrap_or_default();
@@ -302,12 +276,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let note = ctx.open()?.delete(id)?;
             commands::after_write(&ctx, &note).await
         }
+        Command::Login { username, password_stdin } => session::login(&ctx, username.as_deref(), *password_stdin).await,
+        Command::Logout => session::logout(&ctx).await,
+        Command::Whoami { json } => session::whoami(&ctx, *json),
         Command::Sync { watch: false, json } => commands::sync(&ctx, *json).await,
         Command::Sync { watch: true, json } => commands::watch(&ctx, *json).await,
         Command::List { state, json } => output::list(&ctx.open()?.notes(*state)?, *json),
         Command::Show { id, json } => {
-            let note = ctx.open()?.note(id)?.ok_or_else(|| OutboxError::NotFound(id.clone()))?;
-            output::show(&note, *json)
+            let outbox = ctx.open()?;
+            let note = outbox.note(id)?.ok_or_else(|| OutboxError::NotFound(id.clone()))?;
+            let conflicts: Vec<_> = outbox.conflicts()?.into_iter().filter(|c| c.note_id == note.id).collect();
+            output::show(&note, &conflicts, *json)
+        }
+        Command::Conflicts { json } => output::conflicts(&ctx.open()?.conflicts()?, *json),
+        Command::Resolve { id, keep } => {
+            let note = ctx.open()?.resolve(id, (*keep).into())?;
+            commands::after_write(&ctx, &note).await
         }
         Command::Status { json } => commands::status(&ctx, *json).await,
         Command::Flags { json } => commands::flags(&ctx, *json).await,

@@ -1,7 +1,10 @@
 //! Human and JSON output of notes and status. Titles and bodies go to stdout only, on request.
 
 use notes_client::flags::InForce;
-use notes_client::outbox::{NoteRecord, Pending, Status};
+use notes_client::outbox::{Conflict, NoteRecord, Pending, Side, Status};
+use notes_client::sync::SyncReport;
+
+use super::session::{RemoteSummary, print_summary};
 
 /// `1 note` / `3 notes`.
 pub fn notes_count(n: u64) -> String {
@@ -18,30 +21,50 @@ pub fn duration(seconds: u64) -> String {
     }
 }
 
-/// One line per note: id, state, version, title (cut to fit a terminal line).
+/// One line per note: id, state, version, title (cut to fit a terminal line), and how many
+/// of its texts conflicts set aside.
 pub fn list(notes: &[NoteRecord], json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(notes)?);
         return Ok(());
     }
     for n in notes {
-        let title = if n.deleted { "(deleted)".to_owned() } else { cut(&n.title, 48) };
-        println!("{:<20} {:<8} v{:<4} {title}", n.id, n.state.as_str(), n.version);
+        let title = if n.deleted { "(deleted)".to_owned() } else { cut(&n.title, 44) };
+        let aside = match n.conflicts {
+            0 => String::new(),
+            1 => "  [1 conflict]".to_owned(),
+            k => format!("  [{k} conflicts]"),
+        };
+        println!("{:<20} {:<8} v{:<4} {title}{aside}", n.id, n.state.as_str(), n.version);
     }
     Ok(())
 }
 
-/// A note in full.
-pub fn show(note: &NoteRecord, json: bool) -> anyhow::Result<()> {
+/// A note in full, with the texts conflicts set aside.
+pub fn show(note: &NoteRecord, conflicts: &[Conflict], json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(note)?);
+        let mut value = serde_json::to_value(note)?;
+        value["conflict_texts"] = serde_json::to_value(conflicts)?;
+        println!("{value}");
         return Ok(());
     }
-    println!("id        {}\nversion   {}\nstate     {}", note.id, note.version, note.state.as_str());
+    println!(
+        "id        {}\nversion   {} (from {})\nstate     {}",
+        note.id,
+        note.version,
+        note.client_id,
+        note.state.as_str()
+    );
+    if let Some(kind) = &note.kind {
+        println!("kind      {kind}");
+    }
     if let Some(reason) = &note.reason {
         println!("reason    {reason}");
     }
     println!("updated   {}", note.updated_at);
+    for c in conflicts {
+        println!("conflict  {} ({}): {}", c.id, side(c.side), c.reason);
+    }
     if note.deleted {
         println!("(deleted)");
     } else {
@@ -50,8 +73,51 @@ pub fn show(note: &NoteRecord, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn side(side: Side) -> &'static str {
+    match side {
+        Side::Mine => "your text",
+        Side::Theirs => "the server's text",
+    }
+}
+
+/// `notes conflicts`: one entry per text set aside, with how to settle it.
+pub fn conflicts(conflicts: &[Conflict], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(conflicts)?);
+        return Ok(());
+    }
+    if conflicts.is_empty() {
+        println!("no conflicts");
+        return Ok(());
+    }
+    for c in conflicts {
+        let title = if c.deleted { "(a delete)".to_owned() } else { cut(&c.title, 40) };
+        println!("{}  note {}  {} v{}: {title}\n    {}", c.id, c.note_id, side(c.side), c.version, c.reason);
+    }
+    println!("settle each with: notes resolve ID --keep mine|theirs");
+    Ok(())
+}
+
+/// One line for a sync: what was pushed, then what the pull did.
+pub fn report(report: &SyncReport, remote: &str) -> String {
+    let mut line = format!("sent {}, failed {}, pending {}", report.sent, report.failed, report.pending);
+    if report.rejected > 0 {
+        line.push_str(&format!(", rejected {}", report.rejected));
+    }
+    if let Some(p) = &report.pulled {
+        line.push_str(&format!(
+            "; pulled {} (updated {}, synced {}, conflicts {}, rebased {}, rejected {})",
+            p.received, p.updated, p.synced, p.conflicts, p.rebased, p.rejected
+        ));
+    }
+    if let Some(reason) = &report.unreachable {
+        line.push_str(&format!(" ({remote} unreachable: {reason})"));
+    }
+    line
+}
+
 /// The summary `notes status` prints.
-pub fn status(status: &Status, flags: &InForce, pending: &[Pending]) {
+pub fn status(status: &Status, flags: &InForce, pending: &[Pending], remote: &RemoteSummary) {
     println!("pending   {}", notes_count(status.pending));
     if let Some(age) = status.oldest_pending_age_s {
         println!("oldest    {} ago", duration(age));
@@ -62,7 +128,17 @@ pub fn status(status: &Status, flags: &InForce, pending: &[Pending]) {
     if let Some(error) = &status.last_error {
         println!("error     {error}");
     }
-    println!("sent      {}\nrejected  {}", notes_count(status.sent), notes_count(status.rejected));
+    println!(
+        "sent      {}\nsynced    {}\nconflict  {}\nrejected  {}",
+        notes_count(status.sent),
+        notes_count(status.synced),
+        notes_count(status.conflict),
+        notes_count(status.rejected)
+    );
+    if status.conflicts > 0 {
+        println!("aside     {} set aside by conflicts: notes conflicts", status.conflicts);
+    }
+    print_summary(remote);
     println!(
         "flags     retry_pending_notes={} retry_interval_seconds={} (from {})",
         flags.flags.retry_pending_notes, flags.flags.retry_interval_seconds, flags.origin
