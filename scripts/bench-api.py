@@ -73,7 +73,11 @@ def main():
     if not binary.exists():
         sys.exit("bench-api: no target/release/api: run `cargo build --release --bin api`")
     STATE.mkdir(exist_ok=True)
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"}
+    # The emulators take any credentials; real ones must never reach them.
+    os.environ.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"})
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+    env = dict(os.environ)
     started_emulators = subprocess.run([ROOT / "scripts/emulators.sh", "running"]).returncode != 0
     processes = []
     try:
