@@ -156,6 +156,8 @@ async fn an_owner_in_the_body_is_ignored_the_caller_is_the_owner() {
     let mut forged = change("n-1", 1, "t");
     forged["owner"] = json!("bob");
     forged["note"]["owner"] = json!("bob");
+    // What an SQS message's attributes look like, smuggled into the change: it is not one.
+    forged["messageAttributes"] = json!({"owner": {"stringValue": "bob", "dataType": "String"}});
     let (status, _) = call(&api, "POST", "/v1/changes", Some(&bearer("alice")), &push_body(&[forged])).await;
     assert_eq!(status, 200);
     let sent = api.queue.sent.lock().unwrap().clone();
