@@ -79,6 +79,15 @@ impl Template {
         panic!("no function has an SQS event on the source queue {source_id}");
     }
 
+    /// The logical id of the `AWS::Lambda::EventSourceMapping` SAM generates for the consumer's
+    /// SQS event: `<function id><event id>` (SAM's "generated CloudFormation resources").
+    fn consumer_mapping_id(&self) -> String {
+        let (function_id, function, event) = self.consumer();
+        let events = prop(function, "Events").and_then(Value::as_mapping).unwrap();
+        let name = events.iter().find(|(_, e)| e.get("Properties") == Some(event)).map(|(k, _)| text(k)).unwrap();
+        format!("{function_id}{name}")
+    }
+
     fn parameter(&self, name: &str) -> &Value {
         self.section("Parameters").get(name).unwrap_or_else(|| panic!("no parameter {name}"))
     }
@@ -403,7 +412,10 @@ fn sqs_event_source_reports_batch_item_failures() {
         types.iter().any(|v| v.as_str() == Some("ReportBatchItemFailures")),
         "without ReportBatchItemFailures one failed record retries the whole batch"
     );
-    assert!(event.get("ScalingConfig").and_then(|s| s.get("MaximumConcurrency")).is_some());
+    // A ceiling on concurrent invocations (left out only for provisioned mode, which AWS does
+    // not combine with it: rules_refuse_provisioned_mode_together_with_maximum_concurrency_naming_both).
+    let scaling = t.eval(event.get("ScalingConfig").expect("ScalingConfig"), &BTreeMap::new());
+    assert!(scaling.iter().any(|s| s.get("MaximumConcurrency").is_some()));
 }
 
 #[test]
@@ -462,40 +474,135 @@ fn rules_refuse_a_deadline_margin_not_shorter_than_the_function_timeout() {
     let timeout_param = env.get("FUNCTION_TIMEOUT_SECONDS").and_then(|v| referenced_parameter(&t, v)).unwrap();
     let margin_param = env.get("DEADLINE_MARGIN_MS").and_then(|v| referenced_parameter(&t, v)).unwrap();
     assert_eq!(prop(function, "Timeout"), Some(&reference(timeout_param)), "the consumer sees its own timeout");
-    let rules = t.section("Rules");
-    // Just the forms the template uses: Equals, Not, Contains over Refs and literals.
-    fn holds(node: &Value, values: &BTreeMap<&str, String>) -> bool {
-        let scalar = |v: &Value| match v.get("Ref").and_then(Value::as_str) {
-            Some(name) => values.get(name).cloned().unwrap_or_else(|| panic!("unbound {name}")),
-            None => text(v),
-        };
-        let (key, arg) = node.as_mapping().and_then(|m| m.iter().next()).expect("a rule function");
-        let args = arg.as_sequence().expect("a rule function takes a list");
-        match key.as_str().unwrap() {
-            "Fn::Equals" => scalar(&args[0]) == scalar(&args[1]),
-            "Fn::Not" => !holds(&args[0], values),
-            "Fn::Contains" => args[0].as_sequence().unwrap().iter().map(text).any(|v| v == scalar(&args[1])),
-            other => panic!("rule function {other} not understood by this test"),
-        }
-    }
     for timeout in t.parameter_values(timeout_param).iter().map(number) {
         for margin in t.parameter_values(margin_param).iter().map(number) {
-            // Other parameters at their defaults, these two at the pair's values.
-            let mut values: BTreeMap<&str, String> = t
-                .section("Parameters")
-                .iter()
-                .filter_map(|(k, p)| Some((k.as_str()?, p.get("Default").map(text)?)))
-                .collect();
-            values.insert(timeout_param, timeout.to_string());
-            values.insert(margin_param, margin.to_string());
-            let refused = rules.values().any(|rule| {
-                rule.get("RuleCondition").is_none_or(|c| holds(c, &values))
-                    && rule["Assertions"].as_sequence().unwrap().iter().any(|a| !holds(&a["Assert"], &values))
-            });
+            let values = defaults_with(&t, &[(timeout_param, timeout), (margin_param, margin)]);
+            let refused = !refusing_rules(&t, &values).is_empty();
             assert_eq!(refused, margin >= timeout * 1000, "timeout {timeout} s, margin {margin} ms");
         }
     }
 }
+
+/// Every parameter at its default, except those given.
+fn defaults_with<'a>(t: &'a Template, given: &[(&'a str, i64)]) -> BTreeMap<&'a str, String> {
+    let mut values: BTreeMap<&str, String> =
+        t.section("Parameters").iter().filter_map(|(k, p)| Some((k.as_str()?, p.get("Default").map(text)?))).collect();
+    for (name, value) in given {
+        values.insert(name, value.to_string());
+    }
+    values
+}
+
+/// Whether a rule function holds for these parameter values. Just the forms the template
+/// uses: Equals, Not, Contains over Refs and literals.
+fn holds(node: &Value, values: &BTreeMap<&str, String>) -> bool {
+    let scalar = |v: &Value| match v.get("Ref").and_then(Value::as_str) {
+        Some(name) => values.get(name).cloned().unwrap_or_else(|| panic!("unbound {name}")),
+        None => text(v),
+    };
+    let (key, arg) = node.as_mapping().and_then(|m| m.iter().next()).expect("a rule function");
+    let args = arg.as_sequence().expect("a rule function takes a list");
+    match key.as_str().unwrap() {
+        "Fn::Equals" => scalar(&args[0]) == scalar(&args[1]),
+        "Fn::Not" => !holds(&args[0], values),
+        "Fn::Contains" => args[0].as_sequence().unwrap().iter().map(text).any(|v| v == scalar(&args[1])),
+        other => panic!("rule function {other} not understood by this test"),
+    }
+}
+
+/// The descriptions of the assertions that refuse these parameter values.
+fn refusing_rules(t: &Template, values: &BTreeMap<&str, String>) -> Vec<String> {
+    let mut refusals = Vec::new();
+    for rule in t.section("Rules").values() {
+        if rule.get("RuleCondition").is_some_and(|c| !holds(c, values)) {
+            continue;
+        }
+        for assertion in rule["Assertions"].as_sequence().unwrap() {
+            if !holds(&assertion["Assert"], values) {
+                refusals.push(text(&assertion["AssertDescription"]));
+            }
+        }
+    }
+    refusals
+}
+
+/// AWS refuses ProvisionedPollerConfig together with ScalingConfig.MaximumConcurrency
+/// (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html: "mutually exclusive").
+/// The event sets each from one parameter; a Rule refuses every pair that would set both, with
+/// a message naming both, and no other pair.
+#[test]
+fn rules_refuse_provisioned_mode_together_with_maximum_concurrency_naming_both() {
+    let t = Template::load();
+    let (_, _, event) = t.consumer();
+    let branch_param = |key: &str, inner: &str| -> String {
+        let node = event.get(key).unwrap_or_else(|| panic!("the event sets {key}"));
+        let on = t.eval(node, &BTreeMap::new()).into_iter().find(|v| !v.is_null()).expect("an on branch");
+        referenced_parameter(&t, &on[inner]).unwrap_or_else(|| panic!("{key}.{inner} is a parameter")).to_owned()
+    };
+    let concurrency = branch_param("ScalingConfig", "MaximumConcurrency");
+    let pollers = branch_param("ProvisionedPollerConfig", "MinimumPollers");
+    // Both are optional: a NoValue branch each, so that either can be left out.
+    for key in ["ScalingConfig", "ProvisionedPollerConfig"] {
+        assert!(t.eval(&event[key], &BTreeMap::new()).iter().any(Value::is_null), "{key} can be left out");
+    }
+    // Today's behaviour by default: a ScalingConfig ceiling, no provisioned mode.
+    assert_eq!(t.parameter(&pollers).get("Default").map(text).as_deref(), Some("0"));
+    assert_ne!(t.parameter(&concurrency).get("Default").map(text).as_deref(), Some("0"));
+    for p in [0, 1, 2, 10, 200] {
+        for c in [0, 1, 2, 10, 1000] {
+            let values = defaults_with(&t, &[(pollers.as_str(), p), (concurrency.as_str(), c)]);
+            let refusals = refusing_rules(&t, &values);
+            let both = p != 0 && c != 0;
+            let expected = both || p == 1 || c == 1;
+            assert_eq!(!refusals.is_empty(), expected, "pollers {p}, concurrency {c}: {refusals:?}");
+            if both {
+                let says = refusals.join(" ");
+                assert!(says.contains(&pollers) && says.contains(&concurrency), "names both: {says}");
+            }
+        }
+    }
+}
+
+/// The mapping's EventCount metrics are on the dashboard, by the UUID of the mapping SAM
+/// generates for the consumer's event, and the event publishes them when the parameter says so.
+#[test]
+fn dashboard_draws_the_mappings_event_count_metrics_by_its_uuid_and_the_event_publishes_them() {
+    let t = Template::load();
+    let (id, body, _) = dashboard(&t);
+    let mapping = t.consumer_mapping_id();
+    let (_, _, event) = t.consumer();
+    let configs = t.eval(event.get("MetricsConfig").expect("the event sets MetricsConfig"), &BTreeMap::new());
+    assert!(configs.iter().any(Value::is_null), "MetricsConfig can be left out (today's behaviour)");
+    let on = configs.iter().find(|c| !c.is_null()).unwrap();
+    assert_eq!(on["Metrics"], Value::Sequence(vec!["EventCount".into()]));
+    let mut seen = Vec::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        for metric in widget["properties"]["metrics"].as_array().into_iter().flatten() {
+            let m = metric.as_array().unwrap();
+            if m.get(2).and_then(|d| d.as_str()) == Some("EventSourceMappingUUID") {
+                assert_eq!(m[0], "AWS/Lambda");
+                assert_eq!(placeholder(&m[3]), Some(mapping.as_str()), "{id}: {} names the consumer's mapping", m[1]);
+                seen.push(m[1].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    for name in ESM_SQS_METRICS {
+        assert!(seen.iter().any(|s| s == name), "{id} does not show {name}");
+    }
+}
+
+/// The event source mapping metrics Lambda publishes for an SQS source (EventCount, and
+/// ProvisionedPollers in provisioned mode), per
+/// https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html#event-source-mapping-metrics.
+/// DroppedEventCount and OnFailureDestinationDeliveredEventCount are for stream and Kafka sources only.
+const ESM_SQS_METRICS: [&str; 6] = [
+    "PolledEventCount",
+    "FilteredOutEventCount",
+    "InvokedEventCount",
+    "FailedInvokeEventCount",
+    "DeletedEventCount",
+    "ProvisionedPollers",
+];
 
 /// The dashboard's body: its `Fn::Sub` JSON text with every `${Name}` / `${Resource.Attr}`
 /// replaced by the string `"@Name@"`, parsed, and the names it substitutes.
@@ -532,7 +639,11 @@ fn placeholder(v: &serde_json::Value) -> Option<&str> {
 fn dashboard_substitutes_only_parameters_pseudo_parameters_and_resources_of_this_template() {
     let t = Template::load();
     let (id, _, names) = dashboard(&t);
+    let mapping = t.consumer_mapping_id();
     for name in names {
+        if name == mapping {
+            continue; // generated by SAM from the consumer's event (consumer_mapping_id)
+        }
         let (resource, attr) = name.split_once('.').map_or((name.as_str(), None), |(r, a)| (r, Some(a)));
         let known = match attr {
             None => {
@@ -610,6 +721,12 @@ fn every_dashboard_metric_exists_with_dimensions_that_resolve_to_this_stack() {
                 continue;
             }
             let namespace = namespace.as_str().expect("namespace");
+            if let Some(uuid) = dimensions.get("EventSourceMappingUUID") {
+                assert_eq!(namespace, "AWS/Lambda", "{title}: {name}");
+                assert!(ESM_SQS_METRICS.contains(&name), "{title}: Lambda publishes no {name} for an SQS mapping");
+                assert_eq!(placeholder(uuid), Some(t.consumer_mapping_id().as_str()), "{title}: {name}");
+                continue;
+            }
             let (_, names, key, resource_type) = aws
                 .iter()
                 .find(|(ns, ..)| *ns == namespace)
