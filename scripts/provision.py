@@ -169,6 +169,12 @@ def put_dashboard(cloudwatch, t, suffix):
     # No API Gateway v2 locally (the API runs under `cargo lambda watch`): its widgets name a
     # stand-in id.
     t.made.setdefault(t.find("AWS::Serverless::HttpApi"), {"Ref": f"{t.pseudo['AWS::StackName']}-api-local"})
+    # Nor the event source mappings SAM generates from SQS events (logical id <function><event>):
+    # their widgets name a stand-in UUID.
+    for logical_id, resource in t.doc["Resources"].items():
+        for event_id, event in resource.get("Properties", {}).get("Events", {}).items():
+            if event.get("Type") == "SQS":
+                t.made.setdefault(f"{logical_id}{event_id}", {"Ref": f"{logical_id}{event_id}-local"})
     for logical_id, resource in t.doc["Resources"].items():
         if resource["Type"] == "AWS::CloudWatch::Alarm" and logical_id not in t.made:
             name = t.eval(resource["Properties"]["AlarmName"])
