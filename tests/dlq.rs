@@ -1,0 +1,107 @@
+//! `notes dlq` against LocalStack: what it refuses before touching a queue, and what it
+//! prints of fields a sender chose.
+
+mod common;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use common::cli::NotesCli;
+use common::{Emulator, create_queues, sdk, unique};
+
+/// Visible and in-flight counts of `url`.
+async fn counts(sqs: &aws_sdk_sqs::Client, url: &str) -> (String, String) {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    let a = out.attributes.unwrap();
+    (
+        a[&QueueAttributeName::ApproximateNumberOfMessages].clone(),
+        a[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible].clone(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_commands_refuse_a_source_queue_and_a_queue_no_one_dead_letters_to() {
+    crate::require_emulators!();
+    let endpoint = format!("http://127.0.0.1:{}", Emulator::shared_localstack());
+    let sqs = aws_sdk_sqs::Client::new(&sdk(&endpoint).await);
+    let queues = create_queues(&sqs, &unique("dlq-refuse"), 5, 30, false).await;
+    let lonely = sqs.create_queue().queue_name(unique("lonely")).send().await.unwrap().queue_url.unwrap();
+    common::send(&sqs, &queues.url, &[("live note", None)]).await;
+    common::send(&sqs, &lonely, &[("other", None)]).await;
+
+    // GIVEN the source queue given as the DLQ
+    let mut cli = NotesCli::new(&endpoint, &queues.url);
+    cli.dlq_url = Some(queues.url.clone());
+    for args in
+        [&["dlq", "list"][..], &["dlq", "purge", "--yes"], &["dlq", "redrive", "--reason", "x"], &["dlq", "redrive"]]
+    {
+        // WHEN any dlq command runs, THEN it is refused, naming why
+        let run = cli.ok(args, 1);
+        assert!(run.stderr.contains("has a redrive policy of its own"), "{args:?}: {}", run.stderr);
+    }
+    // THEN nothing was received or purged: the live note is visible, never received
+    assert_eq!(counts(&sqs, &queues.url).await, ("1".into(), "0".into()));
+    let received = common::receive(&sqs, &queues.url, 10, 1).await;
+    assert_eq!(received.len(), 1);
+    let count = received[0].attributes.as_ref().unwrap()
+        [&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount]
+        .clone();
+    assert_eq!(count, "1", "the test's own receive is the first");
+
+    // GIVEN a queue no queue dead-letters to
+    cli.dlq_url = Some(lonely.clone());
+    let run = cli.ok(&["dlq", "purge", "--yes"], 1);
+    assert!(run.stderr.contains("no queue names it as its dead-letter target"), "{}", run.stderr);
+    assert_eq!(counts(&sqs, &lonely).await, ("1".into(), "0".into()), "not purged");
+
+    // GIVEN the real DLQ, THEN the commands run
+    cli.dlq_url = Some(queues.dlq_url.clone());
+    cli.ok(&["dlq", "list"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_list_prints_a_forged_reason_escaped_and_unverified() {
+    crate::require_emulators!();
+    let endpoint = format!("http://127.0.0.1:{}", Emulator::shared_localstack());
+    let sqs = aws_sdk_sqs::Client::new(&sdk(&endpoint).await);
+    let queues = create_queues(&sqs, &unique("dlq-forged"), 5, 30, false).await;
+    let string = |v: &str| {
+        aws_sdk_sqs::types::MessageAttributeValue::builder().data_type("String").string_value(v).build().unwrap()
+    };
+    // GIVEN a letter whose sender forged the consumer's attributes, with a terminal control
+    // sequence (SQS refuses ESC itself; C1 CSI, U+009B, is a valid character and clears many
+    // terminals just the same), new lines and a bidirectional override
+    sqs.send_message()
+        .queue_url(&queues.dlq_url)
+        .message_body("{}")
+        .message_attributes("error_kind", string("invalid\u{9b}2J"))
+        .message_attributes("error_reason", string("fine\u{9b}2J\nfake line\u{202e}"))
+        .message_attributes("source_message_id", string("src\r\n"))
+        .send()
+        .await
+        .unwrap();
+    let mut cli = NotesCli::new(&endpoint, &queues.url);
+    cli.dlq_url = Some(queues.dlq_url.clone());
+
+    // WHEN listed with the consumer's sender id another than the sender's (LocalStack's
+    // SenderId is the caller's account id, 000000000000 here)
+    cli.env.push(("NOTES_CONSUMER_SENDER_ID".into(), Some("111111111111".into())));
+    let run = cli.ok(&["dlq", "list"], 0);
+    // THEN the forged metadata is not shown as the consumer's, and nothing raw reaches the terminal
+    assert!(run.stdout.contains("unverified"), "{}", run.stdout);
+    assert!(!run.stdout.contains("fine"), "{}", run.stdout);
+    assert!(!run.stdout.contains(['\u{9b}', '\u{202e}']) && !run.stdout.contains('\r'), "{:?}", run.stdout);
+
+    // WHEN the sender id matches (the consumer sent it), THEN shown, escaped
+    cli.env.push(("NOTES_CONSUMER_SENDER_ID".into(), Some("000000000000".into())));
+    let run = cli.ok(&["dlq", "list"], 0);
+    assert!(run.stdout.contains("invalid\\u{9b}2J"), "{}", run.stdout);
+    assert!(run.stdout.contains("fine\\u{9b}2J\\nfake line\\u{202e}"), "{}", run.stdout);
+    assert!(!run.stdout.contains(['\u{9b}', '\u{202e}']) && !run.stdout.contains('\r'), "{:?}", run.stdout);
+    assert_eq!(run.stdout.lines().count(), 3, "no fake lines: {}", run.stdout);
+}
