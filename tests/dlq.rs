@@ -59,9 +59,21 @@ async fn dlq_commands_refuse_a_source_queue_and_a_queue_no_one_dead_letters_to()
     assert!(run.stderr.contains("no queue names it as its dead-letter target"), "{}", run.stderr);
     assert_eq!(counts(&sqs, &lonely).await, ("1".into(), "0".into()), "not purged");
 
-    // GIVEN the real DLQ, THEN the commands run
+    // GIVEN the real DLQ, THEN the commands run; an export leaves every letter visible
     cli.dlq_url = Some(queues.dlq_url.clone());
+    common::send(&sqs, &queues.dlq_url, &[("dead one", None)]).await;
     cli.ok(&["dlq", "list"], 0);
+    let file = cli.path("letters.jsonl");
+    let run = cli.ok(&["dlq", "export", file.to_str().unwrap()], 0);
+    assert!(run.stdout.contains("receive count raised by one"), "{}", run.stdout);
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["body"], "dead one");
+    assert_eq!(lines[0]["dlq_receive_count"], 2, "listed once, exported once");
+    assert!(lines[0]["sent_timestamp_ms"].is_i64() && lines[0]["message_id"].is_string());
+    assert_eq!(counts(&sqs, &queues.dlq_url).await, ("1".into(), "0".into()), "left as it was");
+    cli.ok(&["dlq", "export", file.to_str().unwrap()], 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,6 +83,12 @@ pub struct DeadLetter {
     pub receive_count: Option<u64>,
     /// Seconds since it was first sent.
     pub age_s: Option<u64>,
+    /// When it was sent to the DLQ (SQS's `SentTimestamp`, ms since the epoch).
+    pub sent_timestamp_ms: Option<i64>,
+    /// SQS's `ApproximateReceiveCount` on the DLQ (each look raises it by one).
+    pub dlq_receive_count: Option<u64>,
+    /// SQS's `SenderId`: who sent it to the DLQ.
+    pub sender_id: Option<String>,
     /// Every message attribute, as text (whatever the consumer writes).
     pub attributes: BTreeMap<String, String>,
     /// The original body.
@@ -130,6 +136,9 @@ impl DeadLetter {
                 .or_else(|| sys(MessageSystemAttributeName::ApproximateReceiveCount))
                 .and_then(|c| c.parse().ok()),
             age_s: sent_ms.map(|t| ((now_ms - t).max(0) / 1000) as u64),
+            sent_timestamp_ms: sent_ms,
+            dlq_receive_count: sys(MessageSystemAttributeName::ApproximateReceiveCount).and_then(|c| c.parse().ok()),
+            sender_id: sender.clone(),
             attributes,
             body: m.body.unwrap_or_default(),
             receipt_handle: m.receipt_handle.unwrap_or_default(),

@@ -21,6 +21,12 @@ pub enum DlqCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write every dead letter to FILE as JSON lines (body, attributes, ids, sent time,
+    /// receive count), leaving the DLQ as it was (each letter's receive count rises by one).
+    Export {
+        /// A new file (never overwritten).
+        file: std::path::PathBuf,
+    },
     /// Move dead letters back to the source queue: all of them (StartMessageMoveTask), or only
     /// those chosen with --reason / --id (resent, then deleted from the DLQ).
     Redrive {
@@ -82,6 +88,7 @@ pub async fn run(app: &App, command: &DlqCommand) -> anyhow::Result<()> {
             }
         }
         DlqCommand::Purge { yes } => purge(&dlq, *yes).await,
+        DlqCommand::Export { file } => export(&dlq, file).await,
     }
 }
 
@@ -190,5 +197,28 @@ async fn purge(dlq: &Dlq, yes: bool) -> anyhow::Result<()> {
     }
     dlq.purge().await?;
     println!("purged");
+    Ok(())
+}
+
+async fn export(dlq: &Dlq, file: &std::path::Path) -> anyhow::Result<()> {
+    // Created before anything is received: a bad path costs no receive count.
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(file)
+        .with_context(|| format!("create {}", file.display()))?;
+    let letters = dlq.peek().await?;
+    let mut out = std::io::BufWriter::new(out);
+    for l in &letters {
+        serde_json::to_writer(&mut out, l)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    out.get_ref().sync_all()?;
+    println!(
+        "exported {} dead letter(s) to {}; all left in the DLQ, each one's receive count raised by one",
+        letters.len(),
+        file.display()
+    );
     Ok(())
 }
