@@ -117,3 +117,36 @@ async fn dlq_list_prints_a_forged_reason_escaped_and_unverified() {
     assert!(!run.stdout.contains(['\u{9b}', '\u{202e}']) && !run.stdout.contains('\r'), "{:?}", run.stdout);
     assert_eq!(run.stdout.lines().count(), 3, "no fake lines: {}", run.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selective_redrive_releases_at_once_what_it_did_not_resend() {
+    crate::require_emulators!();
+    let endpoint = format!("http://127.0.0.1:{}", Emulator::shared_localstack());
+    let sqs = aws_sdk_sqs::Client::new(&sdk(&endpoint).await);
+    let queues = create_queues(&sqs, &unique("dlq-release"), 5, 30, false).await;
+    // A destination that takes no message over 1 KiB: SQS refuses that entry of the batch.
+    let small = sqs
+        .create_queue()
+        .queue_name(unique("small"))
+        .attributes(QueueAttributeName::MaximumMessageSize, "1024")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let big = "x".repeat(2000);
+    let ids = common::send(&sqs, &queues.dlq_url, &[(big.as_str(), None), ("small one", None)]).await;
+    let mut cli = NotesCli::new(&endpoint, &small);
+    cli.dlq_url = Some(queues.dlq_url.clone());
+
+    // WHEN both are chosen and SQS acknowledges only the small one
+    let report = cli.ok(&["dlq", "redrive", "--id", &ids[0], "--id", &ids[1], "--json"], 0).json();
+    assert_eq!((report["resent"].as_u64(), report["kept"].as_u64()), (Some(1), Some(1)), "{report}");
+    // THEN the refused one is visible again at once, not hidden for the 60 s hold
+    assert_eq!(counts(&sqs, &queues.dlq_url).await, ("1".into(), "0".into()));
+
+    // WHEN the resend call itself fails (no such queue), THEN every chosen letter is released
+    cli.queue_url = format!("{small}-gone");
+    cli.ok(&["dlq", "redrive", "--id", &ids[0]], 1);
+    assert_eq!(counts(&sqs, &queues.dlq_url).await, ("1".into(), "0".into()));
+}
