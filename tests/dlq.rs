@@ -150,3 +150,30 @@ async fn a_selective_redrive_releases_at_once_what_it_did_not_resend() {
     cli.ok(&["dlq", "redrive", "--id", &ids[0]], 1);
     assert_eq!(counts(&sqs, &queues.dlq_url).await, ("1".into(), "0".into()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redrive_leaves_local_rejected_notes_as_they_are() {
+    use notes_client::outbox::{Lease, OpenOptions, Outbox, Settled, State};
+    crate::require_emulators!();
+    let endpoint = format!("http://127.0.0.1:{}", Emulator::shared_localstack());
+    let sqs = aws_sdk_sqs::Client::new(&sdk(&endpoint).await);
+    let queues = create_queues(&sqs, &unique("dlq-full"), 5, 30, false).await;
+    let mut cli = NotesCli::new(&endpoint, &queues.url);
+    cli.dlq_url = Some(queues.dlq_url.clone());
+    // GIVEN a note of this client, acknowledged by SQS, then dead-lettered and listed (rejected)
+    let mut outbox = Outbox::open(&cli.db, &OpenOptions::default()).unwrap();
+    let own = outbox.add("mine", "b").unwrap();
+    let lease = Lease::new(std::time::Duration::from_secs(60));
+    let claimed = outbox.claim(&lease, 1, 1 << 20).unwrap();
+    outbox.settle(&lease, &[(claimed[0].clone(), Settled::Acked)]).unwrap();
+    common::send(&sqs, &queues.dlq_url, &[(claimed[0].body.as_str(), None)]).await;
+    cli.ok(&["dlq", "list"], 0);
+    assert_eq!(outbox.note(&own.id).unwrap().unwrap().state, State::Rejected);
+
+    // WHEN a move task takes everything back, THEN the client does not claim to know which
+    // notes it moved (a malformed one comes straight back): the note stays rejected, and it says so
+    let run = cli.ok(&["dlq", "redrive"], 0);
+    assert!(run.stdout.contains("COMPLETED"), "{run:?}");
+    assert!(run.stderr.contains("left so"), "{run:?}");
+    assert_eq!(outbox.note(&own.id).unwrap().unwrap().state, State::Rejected);
+}
