@@ -109,6 +109,8 @@ async fn dlq_list_leaves_the_dlq_unchanged_and_full_and_selective_redrive_lose_n
     let (queue, dlq) = (system.resources.str("queue_url"), system.resources.str("dlq_url"));
     let mut cli = NotesCli::new(&system.localstack, queue);
     cli.dlq_url = Some(dlq.to_owned());
+    // LocalStack's SenderId is the caller's account id: the consumer's under test credentials.
+    cli.env.push(("NOTES_CONSUMER_SENDER_ID".into(), Some("000000000000".into())));
 
     // GIVEN three malformed messages the consumer dead-letters with their reason, and three
     // valid notes in the DLQ as the redrive policy leaves them (no attributes), one of them

@@ -32,18 +32,40 @@ const HOLD_SECONDS: i32 = 60;
 /// The kind shown for messages that SQS's redrive policy moved (they carry no attributes).
 pub const REDRIVE_POLICY_KIND: &str = "max_receive_count";
 
-/// A failed SQS call.
+/// The kind shown for letters whose dead-letter attributes the consumer did not write.
+pub const UNVERIFIED_KIND: &str = "unverified";
+
+/// Whether a letter's `SenderId` is the consumer's identity `consumer`: the same id, or for
+/// an assumed role (`AROA…:session`, a Lambda function's identity) the role's id before the
+/// session name.
+pub fn sent_by(sender_id: &str, consumer: &str) -> bool {
+    sender_id == consumer || sender_id.split_once(':').is_some_and(|(role, _)| role == consumer)
+}
+
+/// What went wrong in a DLQ command.
 #[derive(Debug, thiserror::Error)]
-#[error("{action}: {reason}")]
-pub struct DlqError {
-    /// What was being done.
-    pub action: &'static str,
-    /// The SDK's error chain.
-    pub reason: String,
+#[non_exhaustive]
+pub enum DlqError {
+    /// A failed SQS call.
+    #[error("{action}: {reason}")]
+    Sqs {
+        /// What was being done.
+        action: &'static str,
+        /// The SDK's error chain.
+        reason: String,
+    },
+    /// The queue given as the DLQ is not one; nothing was received, moved or purged.
+    #[error("refusing {url}: {why}")]
+    NotADeadLetterQueue {
+        /// The queue URL given.
+        url: String,
+        /// Why it is not a dead-letter queue.
+        why: String,
+    },
 }
 
 fn fail<E: std::error::Error>(action: &'static str) -> impl FnOnce(E) -> DlqError {
-    move |e| DlqError { action, reason: error_chain(&e) }
+    move |e| DlqError::Sqs { action, reason: error_chain(&e) }
 }
 
 /// One dead letter, as seen by [`Dlq::peek`].
@@ -61,6 +83,12 @@ pub struct DeadLetter {
     pub receive_count: Option<u64>,
     /// Seconds since it was first sent.
     pub age_s: Option<u64>,
+    /// When it was sent to the DLQ (SQS's `SentTimestamp`, ms since the epoch).
+    pub sent_timestamp_ms: Option<i64>,
+    /// SQS's `ApproximateReceiveCount` on the DLQ (each look raises it by one).
+    pub dlq_receive_count: Option<u64>,
+    /// SQS's `SenderId`: who sent it to the DLQ.
+    pub sender_id: Option<String>,
     /// Every message attribute, as text (whatever the consumer writes).
     pub attributes: BTreeMap<String, String>,
     /// The original body.
@@ -72,7 +100,13 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
+    #[cfg(test)]
     fn from_message(m: Message, now_ms: i64) -> Self {
+        Self::from_message_by(m, now_ms, None)
+    }
+
+    /// The letter, its dead-letter metadata trusted only when `consumer` sent it.
+    fn from_message_by(m: Message, now_ms: i64, consumer: Option<&str>) -> Self {
         let attributes: BTreeMap<String, String> = m
             .message_attributes
             .unwrap_or_default()
@@ -82,17 +116,29 @@ impl DeadLetter {
         let system = m.attributes.unwrap_or_default();
         let sys = |name: MessageSystemAttributeName| system.get(&name).cloned();
         let sent_ms = sys(MessageSystemAttributeName::SentTimestamp).and_then(|t| t.parse::<i64>().ok());
+        let sender = sys(MessageSystemAttributeName::SenderId);
+        // The consumer's attributes count only on a letter the consumer sent: any sender can
+        // set them, and a redrive-policy move keeps them. Without the consumer's id to compare
+        // with, they are all unverified.
+        let trusted = consumer.is_some_and(|c| sender.as_deref().is_some_and(|s| sent_by(s, c)));
+        let claimed = |name: &str| attributes.get(name).filter(|_| trusted).cloned();
+        let kind = match (claimed(attribute::ERROR_KIND), attributes.contains_key(attribute::ERROR_KIND)) {
+            (Some(kind), _) => kind,
+            (None, true) => UNVERIFIED_KIND.to_owned(),
+            (None, false) => REDRIVE_POLICY_KIND.to_owned(),
+        };
         Self {
             message_id: m.message_id.unwrap_or_default(),
-            kind: attributes.get(attribute::ERROR_KIND).cloned().unwrap_or_else(|| REDRIVE_POLICY_KIND.to_owned()),
-            reason: attributes.get(attribute::ERROR_REASON).cloned(),
-            source_message_id: attributes.get(attribute::SOURCE_MESSAGE_ID).cloned(),
-            receive_count: attributes
-                .get(attribute::RECEIVE_COUNT)
-                .cloned()
+            kind,
+            reason: claimed(attribute::ERROR_REASON),
+            source_message_id: claimed(attribute::SOURCE_MESSAGE_ID),
+            receive_count: claimed(attribute::RECEIVE_COUNT)
                 .or_else(|| sys(MessageSystemAttributeName::ApproximateReceiveCount))
                 .and_then(|c| c.parse().ok()),
             age_s: sent_ms.map(|t| ((now_ms - t).max(0) / 1000) as u64),
+            sent_timestamp_ms: sent_ms,
+            dlq_receive_count: sys(MessageSystemAttributeName::ApproximateReceiveCount).and_then(|c| c.parse().ok()),
+            sender_id: sender.clone(),
             attributes,
             body: m.body.unwrap_or_default(),
             receipt_handle: m.receipt_handle.unwrap_or_default(),
@@ -156,12 +202,55 @@ pub struct MoveTask {
 pub struct Dlq {
     client: aws_sdk_sqs::Client,
     dlq_url: String,
+    consumer_sender_id: Option<String>,
 }
 
 impl Dlq {
     /// The DLQ at `dlq_url`.
     pub fn new(client: aws_sdk_sqs::Client, dlq_url: impl Into<String>) -> Self {
-        Self { client, dlq_url: dlq_url.into() }
+        Self { client, dlq_url: dlq_url.into(), consumer_sender_id: None }
+    }
+
+    /// Trusts the dead-letter attributes of letters whose `SenderId` is `id` (the consumer's
+    /// role id; on LocalStack its account id); without it they show as unverified.
+    pub fn with_consumer_sender_id(mut self, id: Option<String>) -> Self {
+        self.consumer_sender_id = id;
+        self
+    }
+
+    /// Checks that the queue is a dead-letter queue: it has no redrive policy of its own and
+    /// some queue names it as its dead-letter target (`ListDeadLetterSourceQueues`). Every
+    /// command calls this first, so a source queue given by mistake is never received from
+    /// (which would raise its receive counts towards its own redrive) nor purged.
+    pub async fn verify(&self) -> Result<(), DlqError> {
+        let refuse = |why: String| DlqError::NotADeadLetterQueue { url: self.dlq_url.clone(), why };
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.dlq_url)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .map_err(fail("read the DLQ's redrive policy"))?;
+        if let Some(policy) = out.attributes.unwrap_or_default().get(&QueueAttributeName::RedrivePolicy) {
+            return Err(refuse(format!(
+                "it has a redrive policy of its own ({policy}): it is a source queue, not a dead-letter queue"
+            )));
+        }
+        let sources = self
+            .client
+            .list_dead_letter_source_queues()
+            .queue_url(&self.dlq_url)
+            .max_results(1)
+            .send()
+            .await
+            .map_err(fail("list the DLQ's source queues"))?;
+        if sources.queue_urls.is_empty() {
+            return Err(refuse(
+                "no queue names it as its dead-letter target (ListDeadLetterSourceQueues is empty)".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Every message in the DLQ, left in place (see the module docs for what a look changes).
@@ -197,7 +286,7 @@ impl Dlq {
             let now = super::outbox::now_ms();
             let mut new = 0;
             for m in batch {
-                let letter = DeadLetter::from_message(m, now);
+                let letter = DeadLetter::from_message_by(m, now, self.consumer_sender_id.as_deref());
                 if seen.insert(letter.message_id.clone()) {
                     letters.push(letter);
                     new += 1;
@@ -247,8 +336,27 @@ impl Dlq {
         self.release(&others).await?;
         let mut report =
             SelectiveReport { matched: chosen.len() as u64, kept: others.len() as u64, ..Default::default() };
+        for (i, chunk) in chosen.chunks(10).enumerate() {
+            if let Err(e) = self.redrive_chunk(source_url, chunk, &mut report).await {
+                // Whatever is still held goes back at once, not after the hold: this chunk
+                // (a resent one then shows twice, which the consumer's version check absorbs)
+                // and every later one.
+                let _ = self.release(&chosen[i * 10..]).await;
+                return Err(e);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Resends one chunk (≤ 10), deletes what SQS acknowledged, releases the rest.
+    async fn redrive_chunk(
+        &self,
+        source_url: &str,
+        chunk: &[DeadLetter],
+        report: &mut SelectiveReport,
+    ) -> Result<(), DlqError> {
         let fifo = source_url.ends_with(".fifo");
-        for chunk in chosen.chunks(10) {
+        {
             let entries = chunk
                 .iter()
                 .enumerate()
@@ -282,13 +390,17 @@ impl Dlq {
                 .send()
                 .await
                 .map_err(fail("resend to the source queue"))?;
-            let acked: Vec<&DeadLetter> =
-                out.successful.iter().filter_map(|s| s.id.parse::<usize>().ok().and_then(|i| chunk.get(i))).collect();
+            let acked_ids: HashSet<usize> = out.successful.iter().filter_map(|s| s.id.parse::<usize>().ok()).collect();
+            let (acked, refused): (Vec<_>, Vec<_>) = chunk.iter().enumerate().partition(|(i, _)| acked_ids.contains(i));
+            let acked: Vec<&DeadLetter> = acked.into_iter().map(|(_, l)| l).collect();
+            let refused: Vec<DeadLetter> = refused.into_iter().map(|(_, l)| l.clone()).collect();
             report.resent += acked.len() as u64;
             report.resent_bodies.extend(acked.iter().map(|l| l.body.clone()));
-            report.kept += (chunk.len() - acked.len()) as u64;
+            report.kept += refused.len() as u64;
+            // Not resent: visible again now, not hidden for the rest of the hold.
+            self.release(&refused).await?;
             if acked.is_empty() {
-                continue;
+                return Ok(());
             }
             let deletes = acked
                 .iter()
@@ -311,7 +423,7 @@ impl Dlq {
                 .map_err(fail("delete resent messages from the DLQ"))?;
             report.deleted += out.successful.len() as u64;
         }
-        Ok(report)
+        Ok(())
     }
 
     /// Starts `StartMessageMoveTask` from the DLQ to `source_url` (named explicitly: dead
@@ -331,23 +443,20 @@ impl Dlq {
         Ok(out.task_handle.unwrap_or_default())
     }
 
-    /// The newest move task from the DLQ.
-    pub async fn redrive_progress(&self) -> Result<Option<MoveTask>, DlqError> {
+    /// The move task started with `handle` (not merely the newest: another operator may
+    /// have started one since), if SQS still lists it.
+    pub async fn redrive_progress(&self, handle: &str) -> Result<Option<MoveTask>, DlqError> {
         let source_arn = self.arn(&self.dlq_url).await?;
         let out = self
             .client
             .list_message_move_tasks()
             .source_arn(source_arn)
-            .max_results(1)
+            // SQS keeps the last 10 tasks per source queue.
+            .max_results(10)
             .send()
             .await
             .map_err(fail("list move tasks"))?;
-        Ok(out.results.unwrap_or_default().into_iter().next().map(|t| MoveTask {
-            status: t.status.unwrap_or_default(),
-            moved: t.approximate_number_of_messages_moved.max(0) as u64,
-            to_move: t.approximate_number_of_messages_to_move.map(|n| n.max(0) as u64),
-            failure_reason: t.failure_reason,
-        }))
+        Ok(task_with_handle(out.results.unwrap_or_default(), handle))
     }
 
     /// Deletes every message in the DLQ (`PurgeQueue`; SQS may take up to 60 s).
@@ -381,8 +490,42 @@ impl Dlq {
             .map_err(fail("read a queue ARN"))?;
         out.attributes
             .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-            .ok_or_else(|| DlqError { action: "read a queue ARN", reason: format!("{url} has no QueueArn") })
+            .ok_or_else(|| DlqError::Sqs { action: "read a queue ARN", reason: format!("{url} has no QueueArn") })
     }
+}
+
+/// The listed task whose handle is `handle`. A finished task is listed without its handle
+/// (SQS returns one only while it runs), so when none carries it, the newest finished task
+/// is the one started: it cannot be older than the start, as SQS lists the newest first and
+/// refuses a second running task per source.
+fn task_with_handle(tasks: Vec<aws_sdk_sqs::types::ListMessageMoveTasksResultEntry>, handle: &str) -> Option<MoveTask> {
+    let by_handle = tasks.iter().position(|t| t.task_handle.as_deref() == Some(handle));
+    let index = by_handle
+        .or_else(|| tasks.iter().position(|t| t.task_handle.is_none() && t.status.as_deref() != Some("RUNNING")))?;
+    let t = tasks.into_iter().nth(index)?;
+    Some(MoveTask {
+        status: t.status.unwrap_or_default(),
+        moved: t.approximate_number_of_messages_moved.max(0) as u64,
+        to_move: t.approximate_number_of_messages_to_move.map(|n| n.max(0) as u64),
+        failure_reason: t.failure_reason,
+    })
+}
+
+/// `text` with every control character (and the invisible ones that reorder or hide text:
+/// bidirectional overrides, zero-width marks) written as an escape, so that a dead letter's
+/// fields, which any sender chooses, cannot move a terminal's cursor, clear it or fake lines.
+pub fn escape(text: &str) -> String {
+    let invisible =
+        |c: char| matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || invisible(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Waits between two progress reads of a move task.

@@ -3,7 +3,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Context;
-use notes_client::dlq::{DeadLetter, Dlq, PROGRESS_EVERY, Selection};
+use notes_client::dlq::{DeadLetter, Dlq, PROGRESS_EVERY, Selection, escape};
 use notes_client::outbox::Outbox;
 
 use super::App;
@@ -20,6 +20,12 @@ pub enum DlqCommand {
         /// Print JSON (with bodies and every attribute).
         #[arg(long)]
         json: bool,
+    },
+    /// Write every dead letter to FILE as JSON lines (body, attributes, ids, sent time,
+    /// receive count), leaving the DLQ as it was (each letter's receive count rises by one).
+    Export {
+        /// A new file (never overwritten).
+        file: std::path::PathBuf,
     },
     /// Move dead letters back to the source queue: all of them (StartMessageMoveTask), or only
     /// those chosen with --reason / --id (resent, then deleted from the DLQ).
@@ -49,7 +55,9 @@ pub enum DlqCommand {
 }
 
 pub async fn run(app: &App, command: &DlqCommand) -> anyhow::Result<()> {
-    let dlq = Dlq::new(aws_sdk_sqs::Client::new(&app.sdk().await), app.dlq_url()?);
+    let consumer = std::env::var("NOTES_CONSUMER_SENDER_ID").ok().filter(|s| !s.is_empty());
+    let dlq = Dlq::new(aws_sdk_sqs::Client::new(&app.sdk().await), app.dlq_url()?).with_consumer_sender_id(consumer);
+    dlq.verify().await?;
     match command {
         DlqCommand::List { reason, json } => list(app, &dlq, reason.as_deref(), *json).await,
         DlqCommand::Redrive { reason, id, max_per_second, no_wait, json } => {
@@ -80,6 +88,7 @@ pub async fn run(app: &App, command: &DlqCommand) -> anyhow::Result<()> {
             }
         }
         DlqCommand::Purge { yes } => purge(&dlq, *yes).await,
+        DlqCommand::Export { file } => export(&dlq, file).await,
     }
 }
 
@@ -95,9 +104,13 @@ async fn list(app: &App, dlq: &Dlq, reason: Option<&str>, json: bool) -> anyhow:
     for l in &letters {
         let count = l.receive_count.map_or("-".to_owned(), |c| c.to_string());
         let age = l.age_s.map_or("-".to_owned(), duration);
-        let source = l.source_message_id.as_deref().unwrap_or("-");
-        let why = cut(l.reason.as_deref().unwrap_or("(moved by the redrive policy)"), 80);
-        println!("{}  {}  receives {count}  age {age}  source {source}\n    {why}", l.message_id, l.kind);
+        let source = escape(l.source_message_id.as_deref().unwrap_or("-"));
+        let why = cut(&escape(l.reason.as_deref().unwrap_or("(moved by the redrive policy)")), 80);
+        println!(
+            "{}  {}  receives {count}  age {age}  source {source}\n    {why}",
+            escape(&l.message_id),
+            escape(&l.kind)
+        );
     }
     Ok(())
 }
@@ -147,7 +160,7 @@ async fn redrive_all(
         return Ok(());
     }
     loop {
-        let task = dlq.redrive_progress().await?.context("the move task is not listed")?;
+        let task = dlq.redrive_progress(&handle).await?.context("the move task is not listed")?;
         if task.status != "RUNNING" && task.status != "CANCELLING" {
             if json {
                 println!("{}", serde_json::to_string(&task)?);
@@ -157,11 +170,11 @@ async fn redrive_all(
             if let Some(reason) = task.failure_reason.filter(|_| task.status == "FAILED") {
                 anyhow::bail!("the move task failed: {reason}");
             }
-            if task.status == "COMPLETED"
-                && let Some(outbox) = local_outbox(app)
-            {
-                // Everything went back to the queue, this client's rejected notes too.
-                let _ = outbox.unreject(None);
+            // A move task says how many it moved, not which: a malformed note comes straight
+            // back. Local states are left as they are; `notes dlq list` marks again what is
+            // still dead, and the next pull reports what was stored.
+            if !json && local_outbox(app).is_some() {
+                eprintln!("local notes marked rejected are left so: the move task does not say which it moved");
             }
             return Ok(());
         }
@@ -184,5 +197,28 @@ async fn purge(dlq: &Dlq, yes: bool) -> anyhow::Result<()> {
     }
     dlq.purge().await?;
     println!("purged");
+    Ok(())
+}
+
+async fn export(dlq: &Dlq, file: &std::path::Path) -> anyhow::Result<()> {
+    // Created before anything is received: a bad path costs no receive count.
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(file)
+        .with_context(|| format!("create {}", file.display()))?;
+    let letters = dlq.peek().await?;
+    let mut out = std::io::BufWriter::new(out);
+    for l in &letters {
+        serde_json::to_writer(&mut out, l)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    out.get_ref().sync_all()?;
+    println!(
+        "exported {} dead letter(s) to {}; all left in the DLQ, each one's receive count raised by one",
+        letters.len(),
+        file.display()
+    );
     Ok(())
 }
