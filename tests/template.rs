@@ -1035,3 +1035,14 @@ fn the_dlq_age_alarm_fires_days_before_a_dead_letter_expires_for_every_threshold
     let says = |k: &str| prop(alarm, k).map(|v| format!("{v:?}").to_lowercase()).unwrap_or_default();
     assert!(says("AlarmDescription").contains("docs/deploy.md#dlq-age"), "{id} names its runbook entry");
 }
+
+#[test]
+fn the_consumer_role_id_is_an_output_so_operators_can_tell_its_dead_letters_from_forged_ones() {
+    let t = Template::load();
+    let (id, consumer, _) = t.consumer();
+    let role =
+        prop(consumer, "Role").and_then(|r| get_att_of(r, "Arn")).unwrap_or_else(|| panic!("{id} names its role"));
+    let output =
+        t.section("Outputs").get("ConsumerRoleId").and_then(|o| o.get("Value")).expect("a ConsumerRoleId output");
+    assert_eq!(get_att_of(output, "RoleId"), Some(role), "ConsumerRoleId is the role {id} runs as");
+}
