@@ -83,7 +83,7 @@ pub mod vars {
     pub const DLQ_URL: &str = "DLQ_URL";
     /// The source queue's redrive `maxReceiveCount`; default 5.
     pub const MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
-    /// First backoff delay in seconds; default 5.
+    /// First backoff delay in seconds, at least 1; default 5.
     pub const BACKOFF_BASE_SECONDS: &str = "BACKOFF_BASE_SECONDS";
     /// Longest backoff delay in seconds; default 900, at most 43200.
     pub const BACKOFF_MAX_SECONDS: &str = "BACKOFF_MAX_SECONDS";
@@ -125,7 +125,7 @@ impl Config {
         let defaults = Settings::default();
         let max_receive_count = env.number(vars::MAX_RECEIVE_COUNT, defaults.max_receive_count(), 1, 1000)?;
         let base =
-            env.number(vars::BACKOFF_BASE_SECONDS, defaults.backoff().base_seconds(), 0, Backoff::MAX_SECONDS)?;
+            env.number(vars::BACKOFF_BASE_SECONDS, defaults.backoff().base_seconds(), 1, Backoff::MAX_SECONDS)?;
         let max =
             env.number(vars::BACKOFF_MAX_SECONDS, defaults.backoff().max_seconds(), base, Backoff::MAX_SECONDS)?;
         let fifo_mode = match env.optional(vars::FIFO_FAILURE_MODE).as_deref() {
@@ -314,6 +314,19 @@ mod tests {
         assert!(err.to_string().contains("from 10 to 43200"), "{err}");
         let err = config(&[REQUIRED[0], REQUIRED[1], ("FIFO_FAILURE_MODE", "all")]).unwrap_err();
         assert!(err.to_string().contains("`group` or `batch`"), "{err}");
+    }
+
+    #[test]
+    fn a_zero_backoff_base_is_refused_as_the_template_s_minimum_is_one() {
+        let err = config(&[REQUIRED[0], REQUIRED[1], ("BACKOFF_BASE_SECONDS", "0")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"environment variable BACKOFF_BASE_SECONDS="0" is invalid: an integer from 1 to 43200"#
+        );
+        assert_eq!(
+            *config(&[REQUIRED[0], REQUIRED[1], ("BACKOFF_BASE_SECONDS", "1")]).unwrap().settings.backoff(),
+            Backoff::new(1, 900)
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Polling outside Lambda: long-polls a queue and runs the same engine on each batch, then
 //! deletes what succeeded, as Lambda's event source mapping does. Failures are left to their
-//! backoff. A shutdown signal stops receiving and gives the batch in hand a short grace; what
+//! backoff; an empty short poll (`wait` 0) backs off before the next receive. A shutdown signal stops receiving and gives the batch in hand a short grace; what
 //! is unfinished then is cut, reported failed and comes back after its visibility.
 //! Before the first receive it checks the queue, and refuses one that does not fit the
 //! engine's settings ([`PollError`]).
@@ -96,6 +96,35 @@ pub struct PollTotals {
 /// Longest pause between receive attempts while SQS is unreachable.
 const MAX_RECEIVE_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Longest pause between short polls (`wait` 0) that found the queue empty.
+const MAX_EMPTY_BACKOFF: Duration = Duration::from_secs(20);
+
+/// First pause after an empty short poll.
+const FIRST_EMPTY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What one receive gave, as far as the pause before the next one is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Received {
+    /// At least one message.
+    Some,
+    /// None; `short_poll` when the receive did not wait (`wait` 0).
+    Empty { short_poll: bool },
+    /// SQS could not be reached or refused.
+    Failed,
+}
+
+/// The pause before the next receive. An empty long poll already waited, so it needs none;
+/// an empty short poll would otherwise repeat at once (a billed busy loop), so it backs off
+/// exponentially up to [`MAX_EMPTY_BACKOFF`]; a failure backs off up to
+/// [`MAX_RECEIVE_BACKOFF`]; messages reset the pause.
+fn next_pause(pause: Duration, received: Received) -> Duration {
+    match received {
+        Received::Some | Received::Empty { short_poll: false } => Duration::ZERO,
+        Received::Empty { short_poll: true } => (pause * 2).clamp(FIRST_EMPTY_BACKOFF, MAX_EMPTY_BACKOFF),
+        Received::Failed => (pause * 2).clamp(Duration::from_secs(1), MAX_RECEIVE_BACKOFF),
+    }
+}
+
 /// How much longer than its wait a receive's HTTP attempt may take: SQS answers a long poll
 /// at the end of the wait, and the answer needs time to arrive.
 const RECEIVE_ATTEMPT_EXTRA: Duration = Duration::from_secs(10);
@@ -125,11 +154,15 @@ pub async fn poll<Q: QueueOps, H: RecordHandler>(
         let received_at = Instant::now();
         let messages = match received {
             Ok(messages) => {
-                pause = Duration::ZERO;
+                let short_poll = options.wait.as_secs() == 0;
+                pause = next_pause(
+                    pause,
+                    if messages.is_empty() { Received::Empty { short_poll } } else { Received::Some },
+                );
                 messages
             }
             Err(error) => {
-                pause = (pause * 2).clamp(Duration::from_secs(1), MAX_RECEIVE_BACKOFF);
+                pause = next_pause(pause, Received::Failed);
                 tracing::warn!(event = "receive_failed", error, retry_in_s = pause.as_secs(), "cannot receive");
                 continue;
             }
@@ -240,6 +273,24 @@ fn entry_message_id<'m>(chunk: &[&'m Message], entry_id: &str) -> &'m str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_short_polls_back_off_bounded_and_a_message_resets_the_pause() {
+        let empty = Received::Empty { short_poll: true };
+        let mut pause = Duration::ZERO;
+        let mut pauses = Vec::new();
+        for _ in 0..12 {
+            pause = next_pause(pause, empty);
+            pauses.push(pause);
+        }
+        assert!(pauses.iter().all(|p| *p > Duration::ZERO), "no busy loop: {pauses:?}");
+        assert!(pauses.windows(2).all(|w| w[0] <= w[1]), "growing: {pauses:?}");
+        assert_eq!(pauses.last(), Some(&MAX_EMPTY_BACKOFF), "bounded");
+        assert_eq!(next_pause(pause, Received::Some), Duration::ZERO, "reset by messages");
+        assert_eq!(next_pause(pause, Received::Empty { short_poll: false }), Duration::ZERO, "a long poll waited");
+        assert_eq!(next_pause(Duration::ZERO, Received::Failed), Duration::from_secs(1));
+        assert_eq!(next_pause(Duration::from_secs(20), Received::Failed), MAX_RECEIVE_BACKOFF);
+    }
 
     #[test]
     fn a_failed_delete_entry_is_named_by_its_message_id() {
