@@ -14,7 +14,7 @@ export NOTES_SYNC_REQUIRE_EMULATORS := 1
 ORDERS := crates/sqs-partial-batch/examples
 
 .PHONY: help demo build test example unit-test integration-test invoke lint fmt bench sam-build sam-build-x86 \
-        sam-local-invoke emulators-up emulators-down clean fuzz
+        sam-local-invoke emulators-up emulators-down clean fuzz soak
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -70,6 +70,12 @@ fuzz: ## Fuzz smoke: each cargo-fuzz target for FUZZ_SECONDS (default 30) from i
 	  RUSTC_BOOTSTRAP=1 $(VENV_DIR)/fuzz/bin/cargo-fuzz run --release $$target corpus/$$target seeds/$$target \
 	    -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 -close_fd_mask=1 || exit 1; \
 	done
+
+SOAK_ARGS ?=
+soak: ## Soak: 3 competing consumers, thousands of notes out of order and twice, malformed ones, store outages, SIGKILLs; a ledger, lost = 0 (SOAK_ARGS="--notes 20000 --seconds 900" for longer)
+	scripts/venvs.sh localstack moto scripts
+	$(CARGO) build --locked --workspace --bins
+	.venv/scripts/bin/python scripts/soak.py $(SOAK_ARGS)
 
 fmt: ## Format the code
 	$(CARGO) fmt
