@@ -27,6 +27,9 @@ pub enum ConfigError {
         /// What it should be.
         expected: String,
     },
+    /// Several variables are wrong: each one, so that one start names them all.
+    #[error("{} environment variables are wrong: {}", .0.len(), join(.0))]
+    Several(Vec<ConfigError>),
     /// Two values that are each valid but cannot work together.
     #[error("{name}={value} must be less than {other}={other_value}: {why}")]
     Conflict {
@@ -122,32 +125,39 @@ impl Config {
     /// Reads the configuration through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
+        let found = Found::default();
         let defaults = Settings::default();
-        let max_receive_count = env.number(vars::MAX_RECEIVE_COUNT, defaults.max_receive_count(), 1, 1000)?;
+        let max_receive_count = found.number(&env, vars::MAX_RECEIVE_COUNT, defaults.max_receive_count(), 1, 1000);
         let base =
-            env.number(vars::BACKOFF_BASE_SECONDS, defaults.backoff().base_seconds(), 1, Backoff::MAX_SECONDS)?;
-        let max =
-            env.number(vars::BACKOFF_MAX_SECONDS, defaults.backoff().max_seconds(), base, Backoff::MAX_SECONDS)?;
+            found.number(&env, vars::BACKOFF_BASE_SECONDS, defaults.backoff().base_seconds(), 1, Backoff::MAX_SECONDS);
+        let max = found.take(
+            env.number(vars::BACKOFF_MAX_SECONDS, defaults.backoff().max_seconds(), base, Backoff::MAX_SECONDS),
+            defaults.backoff().max_seconds().max(base),
+        );
         let fifo_mode = match env.optional(vars::FIFO_FAILURE_MODE).as_deref() {
             None => defaults.fifo_mode(),
             Some("group") => FifoMode::Group,
             Some("batch") => FifoMode::Batch,
             Some(other) => {
-                return Err(invalid(vars::FIFO_FAILURE_MODE, other, "`group` or `batch`"));
+                found.push(invalid(vars::FIFO_FAILURE_MODE, other, "`group` or `batch`"));
+                defaults.fifo_mode()
             }
         };
         let log_successes = match env.optional(vars::LOG_SUCCESSES).as_deref() {
             None => defaults.log_successes(),
             Some("each") => LogSuccesses::Each,
             Some("none") => LogSuccesses::None,
-            Some(other) => return Err(invalid(vars::LOG_SUCCESSES, other, "`each` or `none`")),
+            Some(other) => {
+                found.push(invalid(vars::LOG_SUCCESSES, other, "`each` or `none`"));
+                defaults.log_successes()
+            }
         };
         let default_margin_ms = defaults.deadline_margin().as_millis() as u64;
-        let margin_ms = env.number(vars::DEADLINE_MARGIN_MS, default_margin_ms, 100, 60_000)?;
-        if let Some(timeout_s) = env.optional_number::<u64>(vars::FUNCTION_TIMEOUT_SECONDS, 1, 900)?
+        let margin_ms = found.number(&env, vars::DEADLINE_MARGIN_MS, default_margin_ms, 100, 60_000);
+        if let Some(timeout_s) = found.take(env.optional_number::<u64>(vars::FUNCTION_TIMEOUT_SECONDS, 1, 900), None)
             && margin_ms >= timeout_s * 1000
         {
-            return Err(ConfigError::Conflict {
+            found.push(ConfigError::Conflict {
                 name: vars::DEADLINE_MARGIN_MS,
                 value: margin_ms.to_string(),
                 other: vars::FUNCTION_TIMEOUT_SECONDS,
@@ -155,39 +165,44 @@ impl Config {
                 why: MARGIN_CONFLICT,
             });
         }
-        Ok(Self {
-            table_name: env.required(vars::TABLE_NAME)?,
-            dlq_url: env.required(vars::DLQ_URL)?,
-            dlq_max_message_bytes: env.number(
+        let namespace = env.optional(vars::METRICS_NAMESPACE).unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned());
+        let namespace = found.take(metrics_namespace(namespace), DEFAULT_METRICS_NAMESPACE.to_owned());
+        let config = Self {
+            table_name: found.take(env.required(vars::TABLE_NAME), String::new()),
+            dlq_url: found.take(env.required(vars::DLQ_URL), String::new()),
+            dlq_max_message_bytes: found.number(
+                &env,
                 vars::DLQ_MAX_MESSAGE_BYTES,
                 SQS_MAX_MESSAGE_BYTES,
                 1024,
                 SQS_MAX_MESSAGE_BYTES,
-            )?,
-            shutdown_grace: Duration::from_secs(env.number(
+            ),
+            shutdown_grace: Duration::from_secs(found.number(
+                &env,
                 vars::SHUTDOWN_GRACE_SECONDS,
                 DEFAULT_SHUTDOWN_GRACE.as_secs(),
                 0,
                 3600,
-            )?),
+            )),
             // The SDK's own endpoint variables: a source queue's ARN is turned into a URL the
             // emulator accepts with them.
             sqs_endpoint: env.optional("AWS_ENDPOINT_URL_SQS").or_else(|| env.optional("AWS_ENDPOINT_URL")),
-            rejection_ttl: Duration::from_secs(env.number(
+            rejection_ttl: Duration::from_secs(found.number(
+                &env,
                 vars::REJECTION_TTL_SECONDS,
                 DEFAULT_REJECTION_TTL.as_secs(),
                 60,
                 DEFAULT_REJECTION_TTL.as_secs(),
-            )?),
+            )),
             settings: Settings::default()
                 .with_max_receive_count(max_receive_count)
                 .with_backoff(Backoff::new(base, max))
-                .with_max_concurrency(env.number(vars::MAX_CONCURRENCY, defaults.max_concurrency(), 1, 1000)?)
+                .with_max_concurrency(found.number(&env, vars::MAX_CONCURRENCY, defaults.max_concurrency(), 1, 1000))
                 .with_deadline_margin(Duration::from_millis(margin_ms))
                 .with_fifo_mode(fifo_mode)
-                .with_brake_after(env.number(vars::BRAKE_AFTER_FAILURES, defaults.brake_after(), 0, 10_000)?)
+                .with_brake_after(found.number(&env, vars::BRAKE_AFTER_FAILURES, defaults.brake_after(), 0, 10_000))
                 .with_metrics(
-                    env.optional(vars::METRICS_NAMESPACE).unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned()),
+                    namespace,
                     // Set by Lambda: the metrics' dimension.
                     env.optional("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| defaults.function_name().to_owned()),
                 )
@@ -195,7 +210,70 @@ impl Config {
                 // A redrive by resending must keep the owner: it is carried first on a dead
                 // letter, whatever else the sender set.
                 .with_carried_first([crate::notes::OWNER_ATTRIBUTE]),
+        };
+        found.finish(config)
+    }
+}
+
+fn join(errors: &[ConfigError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// The errors found while reading: reading goes on after one, with a stand-in value, so that
+/// every bad variable is reported at once.
+#[derive(Default)]
+struct Found(std::cell::RefCell<Vec<ConfigError>>);
+
+impl Found {
+    /// The value, or `instead` with the error kept.
+    fn take<T>(&self, read: Result<T, ConfigError>, instead: T) -> T {
+        read.unwrap_or_else(|e| {
+            self.0.borrow_mut().push(e);
+            instead
         })
+    }
+
+    /// A number in `min..=max`, or `default` with the error kept.
+    fn number<T>(&self, env: &Env<'_>, name: &'static str, default: T, min: T, max: T) -> T
+    where
+        T: FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        self.take(env.number(name, default, min, max), default)
+    }
+
+    fn push(&self, e: ConfigError) {
+        self.0.borrow_mut().push(e);
+    }
+
+    /// `value` if nothing was wrong; else the one error, or all of them.
+    fn finish<T>(self, value: T) -> Result<T, ConfigError> {
+        let mut errors = self.0.into_inner();
+        match errors.len() {
+            0 => Ok(value),
+            1 => Err(errors.remove(0)),
+            _ => Err(ConfigError::Several(errors)),
+        }
+    }
+}
+
+/// CloudWatch's rules for a namespace: 1 to 255 characters of `0-9A-Za-z . - _ / # :` and
+/// space, not starting with `:`, and not in the `AWS/` namespaces AWS reserves for itself.
+fn metrics_namespace(raw: String) -> Result<String, ConfigError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
+    let expected = if raw.len() > 255 {
+        Some("at most 255 characters")
+    } else if !raw.chars().all(allowed) {
+        Some("only 0-9A-Za-z, period, hyphen, underscore, slash, hash, colon and space")
+    } else if raw.starts_with(':') {
+        Some("not starting with a colon")
+    } else if raw.starts_with("AWS/") {
+        Some("not under AWS/ (reserved for AWS's own metrics)")
+    } else {
+        None
+    };
+    match expected {
+        None => Ok(raw),
+        Some(why) => Err(invalid(vars::METRICS_NAMESPACE, &raw, format!("a CloudWatch namespace: {why}"))),
     }
 }
 
@@ -336,6 +414,44 @@ mod tests {
         assert_eq!(none.settings.log_successes(), LogSuccesses::None);
         let err = config(&[REQUIRED[0], REQUIRED[1], ("LOG_SUCCESSES", "failures")]).unwrap_err();
         assert_eq!(err.to_string(), r#"environment variable LOG_SUCCESSES="failures" is invalid: `each` or `none`"#);
+    }
+
+    #[test]
+    fn every_bad_variable_is_named_in_one_error() {
+        let err = config(&[
+            ("DLQ_URL", "x"),
+            ("MAX_RECEIVE_COUNT", "0"),
+            ("LOG_SUCCESSES", "some"),
+            ("METRICS_NAMESPACE", "AWS/Lambda"),
+        ])
+        .unwrap_err();
+        let ConfigError::Several(errors) = &err else { panic!("one error for four: {err}") };
+        assert_eq!(errors.len(), 4, "{err}");
+        let text = err.to_string();
+        assert!(text.starts_with("4 environment variables are wrong: "), "{text}");
+        for name in ["MAX_RECEIVE_COUNT", "LOG_SUCCESSES", "METRICS_NAMESPACE", "TABLE_NAME"] {
+            assert!(text.contains(name), "{name} named in: {text}");
+        }
+    }
+
+    #[test]
+    fn a_metrics_namespace_is_checked_against_cloudwatch_s_rules() {
+        for good in ["NotesSync", "Team/Notes Sync", "a.b-c_d#e:f"] {
+            let c = config(&[REQUIRED[0], REQUIRED[1], ("METRICS_NAMESPACE", good)]).unwrap();
+            assert_eq!(c.settings.metrics_namespace(), good);
+        }
+        let long = "n".repeat(256);
+        for (bad, why) in [
+            ("AWS/Lambda", "reserved"),
+            (":notes", "colon"),
+            ("notes\u{7}", "only 0-9A-Za-z"),
+            ("notes{x}", "only 0-9A-Za-z"),
+            (long.as_str(), "at most 255"),
+        ] {
+            let err = config(&[REQUIRED[0], REQUIRED[1], ("METRICS_NAMESPACE", bad)]).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("METRICS_NAMESPACE") && text.contains(why), "{bad:?}: {text}");
+        }
     }
 
     #[test]
