@@ -377,7 +377,7 @@ fn refused_start(localstack: &str, queue_url: &str, env: &[(&str, &str)]) -> (Op
 /// Issue 9, items 9 and 5: poll mode used to retry forever on a queue without a redrive
 /// policy, trust MAX_RECEIVE_COUNT blindly, and accept a margin that cuts every record.
 #[tokio::test]
-async fn poll_mode_refuses_a_queue_without_redrive_a_receive_count_mismatch_or_a_margin_too_long() {
+async fn poll_mode_refuses_a_queue_without_redrive_a_receive_count_mismatch_a_margin_too_long_or_another_dlq() {
     crate::require_emulators!();
     let localstack = format!("http://127.0.0.1:{}", Emulator::shared_localstack());
     let sqs = aws_sdk_sqs::Client::new(&sdk(&localstack).await);
@@ -395,6 +395,11 @@ async fn poll_mode_refuses_a_queue_without_redrive_a_receive_count_mismatch_or_a
     let (code, stderr) = refused_start(&localstack, &queues.url, &[("DEADLINE_MARGIN_MS", "4000")]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("DEADLINE_MARGIN_MS=4000 must be less than the queue's VisibilityTimeout=4 s"), "{stderr}");
+
+    // Letters to one queue, the redrive policy's to another: split over two queues.
+    let (code, stderr) = refused_start(&localstack, &queues.url, &[("DLQ_URL", &bare)]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("deadLetterTargetArn is") && stderr.contains(&format!("DLQ_URL={bare}")), "{stderr}");
 }
 
 /// Issue 9, item 3: a reason quoting a NUL (an `op` of "\u0000") made SQS refuse the

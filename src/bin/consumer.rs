@@ -68,6 +68,7 @@ async fn run(mode: Mode) -> anyhow::Result<()> {
     // attempts; poll mode's long receive overrides the attempt timeout for itself).
     let sdk = notes_sync::aws::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dlq_url = config.dlq_url.clone();
     let queues = SqsQueues::new(sqs.clone(), config.dlq_url)
         .with_max_message_bytes(config.dlq_max_message_bytes)
         .with_endpoint(config.sqs_endpoint);
@@ -94,7 +95,8 @@ async fn run(mode: Mode) -> anyhow::Result<()> {
             let options = PollOptions::new(queue_url)
                 .with_max_messages(max_messages)
                 .with_wait(Duration::from_secs(wait_seconds))
-                .with_shutdown_grace(config.shutdown_grace);
+                .with_shutdown_grace(config.shutdown_grace)
+                .with_dead_letter_queue(dlq_url);
             poll(&engine, &handler, &sqs, &options, shutdown_signal()).await.map_err(in_our_variables)?;
             Ok(())
         }
@@ -115,6 +117,12 @@ fn in_our_variables(error: PollError) -> anyhow::Error {
             margin.as_millis(),
             visibility.as_secs(),
             visibility.as_millis(),
+        ),
+        PollError::DeadLetterQueueMismatch { queue_url, target_arn, dlq_url, dlq_arn } => anyhow::anyhow!(
+            "{queue_url}: its redrive policy's deadLetterTargetArn is {target_arn} but {}={dlq_url} is {dlq_arn}: \
+             set {} to the queue the redrive policy names, or the letters are split over two queues",
+            vars::DLQ_URL,
+            vars::DLQ_URL
         ),
         other => other.into(),
     }

@@ -19,7 +19,7 @@ use crate::event::{Batch, Record};
 use crate::handler::RecordHandler;
 use crate::queue::QueueOps;
 pub use crate::queue_check::PollError;
-use crate::queue_check::{QueueFacts, check_queue, queue_facts};
+use crate::queue_check::{QueueFacts, check_dead_letter_queue, check_queue, queue_arn, queue_facts};
 
 /// How long the batch in hand may still run after a shutdown signal, unless set otherwise.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -39,6 +39,9 @@ pub struct PollOptions {
     /// The message attributes to receive (`MessageAttributeNames`; default `All`): what the
     /// handler reads with `Record::message_attribute`, and what a dead letter carries.
     pub message_attribute_names: Vec<String>,
+    /// The dead-letter queue the engine's letters go to, checked before the first receive
+    /// against the source queue's redrive policy (default: not checked).
+    pub dead_letter_queue_url: Option<String>,
 }
 
 impl PollOptions {
@@ -50,6 +53,7 @@ impl PollOptions {
             wait: Duration::from_secs(20),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             message_attribute_names: vec!["All".to_owned()],
+            dead_letter_queue_url: None,
         }
     }
 
@@ -68,6 +72,13 @@ impl PollOptions {
     /// How long the batch in hand may still run after a shutdown signal.
     pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
+        self
+    }
+
+    /// The dead-letter queue the engine sends letters to: polling refuses to start unless the
+    /// source queue's redrive policy names the same queue.
+    pub fn with_dead_letter_queue(mut self, url: impl Into<String>) -> Self {
+        self.dead_letter_queue_url = Some(url.into());
         self
     }
 
@@ -140,6 +151,9 @@ pub async fn poll<Q: QueueOps, H: RecordHandler>(
 ) -> Result<PollTotals, PollError> {
     let facts = queue_facts(sqs, &options.queue_url).await?;
     check_queue(engine.settings(), &options.queue_url, &facts)?;
+    if let Some(dlq_url) = &options.dead_letter_queue_url {
+        check_dead_letter_queue(&options.queue_url, &facts, dlq_url, &queue_arn(sqs, dlq_url).await?)?;
+    }
     let QueueFacts { arn: queue_arn, visibility, .. } = facts;
     tracing::info!(event = "poll_start", queue_arn, visibility_s = visibility.as_secs(), "polling");
     let shutdown = Box::pin(shutdown).shared();

@@ -1,7 +1,8 @@
 //! What the poller checks about its queue before the first receive: a queue without a
 //! redrive policy would retry a failing message until retention drops it, a `maxReceiveCount`
 //! other than the engine's would mislabel the final attempt, and a deadline margin not
-//! shorter than the visibility timeout would cut every record before it ran.
+//! shorter than the visibility timeout would cut every record before it ran, and a dead-letter
+//! queue other than the redrive policy's would split the letters over two queues.
 
 use std::time::Duration;
 
@@ -55,6 +56,23 @@ pub enum PollError {
         /// The engine's.
         engine: u32,
     },
+    /// The queue's redrive policy sends to one dead-letter queue, the engine's letters go to
+    /// another: the letters would be split over two queues, and an operator watching one
+    /// would miss the others.
+    #[error(
+        "{queue_url}: its redrive policy's deadLetterTargetArn is {target_arn} but the dead-letter queue {dlq_url} is \
+         {dlq_arn}: give the consumer the queue the redrive policy names"
+    )]
+    DeadLetterQueueMismatch {
+        /// The source queue.
+        queue_url: String,
+        /// The redrive policy's target.
+        target_arn: String,
+        /// The dead-letter queue the engine's letters go to.
+        dlq_url: String,
+        /// Its ARN.
+        dlq_arn: String,
+    },
     /// The deadline margin is not shorter than the queue's visibility timeout.
     #[error(
         "{queue_url}: the deadline margin ({} ms) must be less than the queue's VisibilityTimeout={} s ({} ms): {}",
@@ -77,6 +95,8 @@ pub(crate) struct QueueFacts {
     pub(crate) visibility: Duration,
     /// The redrive policy's `maxReceiveCount`, if the queue has one.
     pub(crate) max_receive_count: Option<u32>,
+    /// The redrive policy's `deadLetterTargetArn`.
+    pub(crate) dead_letter_target: Option<String>,
 }
 
 pub(crate) async fn queue_facts(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<QueueFacts, PollError> {
@@ -103,7 +123,47 @@ pub(crate) async fn queue_facts(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> R
             policy: crate::reason::clean(policy),
         })?),
     };
-    Ok(QueueFacts { arn, visibility: Duration::from_secs(visibility), max_receive_count })
+    let dead_letter_target = attributes.get(&QueueAttributeName::RedrivePolicy).and_then(|p| redrive_target(p));
+    Ok(QueueFacts { arn, visibility: Duration::from_secs(visibility), max_receive_count, dead_letter_target })
+}
+
+/// The queue's ARN, for comparing a dead-letter queue's URL with a redrive policy's target.
+pub(crate) async fn queue_arn(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<String, PollError> {
+    let unreadable = |source: QueueError| PollError::Attributes { queue_url: queue_url.to_owned(), source };
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| unreadable(QueueError::new(e)))?;
+    out.attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| unreadable(QueueError::new("no QueueArn")))
+}
+
+/// `deadLetterTargetArn` of a redrive policy.
+fn redrive_target(policy: &str) -> Option<String> {
+    let policy: serde_json::Value = serde_json::from_str(policy).ok()?;
+    policy["deadLetterTargetArn"].as_str().map(str::to_owned)
+}
+
+/// The engine's dead-letter queue (`dlq_url`, `dlq_arn`) must be the one the redrive policy names.
+pub(crate) fn check_dead_letter_queue(
+    queue_url: &str,
+    facts: &QueueFacts,
+    dlq_url: &str,
+    dlq_arn: &str,
+) -> Result<(), PollError> {
+    match &facts.dead_letter_target {
+        Some(target) if target != dlq_arn => Err(PollError::DeadLetterQueueMismatch {
+            queue_url: queue_url.to_owned(),
+            target_arn: target.clone(),
+            dlq_url: dlq_url.to_owned(),
+            dlq_arn: dlq_arn.to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// `maxReceiveCount` of a redrive policy; SQS writes it as a number or as a string.
@@ -140,7 +200,12 @@ mod tests {
     use super::*;
 
     fn facts(max_receive_count: Option<u32>, visibility_s: u64) -> QueueFacts {
-        QueueFacts { arn: "arn".into(), visibility: Duration::from_secs(visibility_s), max_receive_count }
+        QueueFacts {
+            arn: "arn".into(),
+            visibility: Duration::from_secs(visibility_s),
+            max_receive_count,
+            dead_letter_target: Some("arn:aws:sqs:us-east-1:1:dlq".into()),
+        }
     }
 
     #[test]
@@ -148,6 +213,22 @@ mod tests {
         assert_eq!(redrive_max_receive_count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":5}"#), Some(5));
         assert_eq!(redrive_max_receive_count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":"7"}"#), Some(7));
         assert_eq!(redrive_max_receive_count(r#"{"deadLetterTargetArn":"a"}"#), None);
+    }
+
+    #[test]
+    fn a_dead_letter_queue_other_than_the_redrive_policy_s_is_refused_naming_both() {
+        assert_eq!(
+            redrive_target(r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:1:dlq","maxReceiveCount":5}"#).as_deref(),
+            Some("arn:aws:sqs:us-east-1:1:dlq")
+        );
+        let f = facts(Some(5), 30);
+        assert!(check_dead_letter_queue("q", &f, "http://dlq", "arn:aws:sqs:us-east-1:1:dlq").is_ok());
+        let err = check_dead_letter_queue("q", &f, "http://other", "arn:aws:sqs:us-east-1:1:other").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "q: its redrive policy's deadLetterTargetArn is arn:aws:sqs:us-east-1:1:dlq but the dead-letter queue \
+             http://other is arn:aws:sqs:us-east-1:1:other: give the consumer the queue the redrive policy names"
+        );
     }
 
     #[test]
