@@ -211,6 +211,8 @@ impl<'a> NoteMessage<'a> {
             return Err(Invalid::Field("note.id contains a control character".into()));
         }
         check_len("client_id", &self.client_id, 1, MAX_CLIENT_ID_BYTES)?;
+        check_sqs_text("note.id", &note.id)?;
+        check_sqs_text("client_id", &self.client_id)?;
         if note.version == 0 {
             return Err(Invalid::Field("note.version must be at least 1".into()));
         }
@@ -227,6 +229,8 @@ impl<'a> NoteMessage<'a> {
             check_len("note.title", title, 0, MAX_TITLE_BYTES)?;
             let body = note.body.as_deref().ok_or_else(|| Invalid::Field("note.body is required for upsert".into()))?;
             check_len("note.body", body, 0, MAX_BODY_BYTES)?;
+            check_sqs_text("note.title", title)?;
+            check_sqs_text("note.body", body)?;
         }
         Ok(())
     }
@@ -270,6 +274,19 @@ fn excerpt_quoted(message: &str) -> String {
     out
 }
 
+/// SQS refuses a message body holding a character outside #x9 | #xA | #xD | #x20-#xD7FF |
+/// #xE000-#xFFFD | #x10000-#x10FFFF. JSON escapes the control characters and a Rust string holds
+/// no surrogates, which leaves U+FFFE and U+FFFF: a change holding one could never be sent.
+fn check_sqs_text(field: &str, value: &str) -> Result<(), Invalid> {
+    match value.chars().find(|c| matches!(c, '\u{FFFE}' | '\u{FFFF}')) {
+        None => Ok(()),
+        Some(c) => Err(Invalid::Field(format!(
+            "{field} contains U+{:04X}, a character SQS does not accept in a message",
+            u32::from(c)
+        ))),
+    }
+}
+
 fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), Invalid> {
     if value.len() < min {
         return Err(Invalid::Field(format!("{field} must not be empty")));
@@ -286,6 +303,21 @@ mod tests {
 
     const VALID: &str = r#"{"schema":1,"op":"upsert","client_id":"laptop",
         "note":{"id":"n-1","version":3,"title":"Groceries","body":"milk\neggs","updated_at":"2026-11-27T10:00:00Z"}}"#;
+
+    #[test]
+    fn a_character_sqs_refuses_is_refused_naming_the_field() {
+        for (field, json) in [
+            ("note.title", VALID.replace("Groceries", "Groc\u{FFFF}")),
+            ("note.body", VALID.replace("milk", "mi\u{FFFE}lk")),
+            ("note.id", VALID.replace("n-1", "n-\u{FFFF}")),
+            ("client_id", VALID.replace("laptop", "lap\u{FFFF}")),
+        ] {
+            let err = NoteMessage::parse(&json).unwrap_err().to_string();
+            assert!(err.contains(field) && err.contains("a character SQS does not accept"), "{field}: {err}");
+        }
+        // The character just below is SQS's, and JSON escapes the control characters.
+        assert!(NoteMessage::parse(&VALID.replace("milk", "milk\u{FFFD}\u{7F}")).is_ok());
+    }
 
     fn with(field: &str, value: &str) -> String {
         let mut v: serde_json::Value = serde_json::from_str(VALID).unwrap();

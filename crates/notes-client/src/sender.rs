@@ -5,7 +5,7 @@
 
 use std::future::Future;
 
-use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{BatchResultErrorEntry, MessageAttributeValue, SendMessageBatchRequestEntry};
 use notes_sync::notes::{OWNER_ATTRIBUTE, Owner};
 
 use crate::changes::Page;
@@ -180,8 +180,7 @@ impl Transport for SqsTransport {
         }
         for failed in out.failed {
             if let Some(slot) = failed.id.parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
-                let message = failed.message.unwrap_or_default();
-                *slot = Some(EntryResult::Retry(format!("{}: {message}", failed.code)));
+                *slot = Some(failed_entry(&failed));
             }
         }
         // An entry SQS did not mention is not known to have arrived: it stays pending.
@@ -189,6 +188,19 @@ impl Transport for SqsTransport {
             .into_iter()
             .map(|r| r.unwrap_or_else(|| EntryResult::Retry("no answer for this entry".into())))
             .collect())
+    }
+}
+
+/// One entry SQS did not take. A sender fault (`InvalidMessageContents`, a body too large) is
+/// SQS saying this message can never be taken: resending it would fail forever and hold the
+/// entries behind it, so it is refused for good with SQS's reason. Anything else (throttling,
+/// an internal error) is tried again.
+fn failed_entry(failed: &BatchResultErrorEntry) -> EntryResult {
+    let reason = format!("{}: {}", failed.code, failed.message.as_deref().unwrap_or_default());
+    if failed.sender_fault {
+        EntryResult::Rejected { kind: "refused_by_queue".into(), reason }
+    } else {
+        EntryResult::Retry(reason)
     }
 }
 
@@ -213,7 +225,41 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::dedup_id;
+    use super::{BatchResultErrorEntry, EntryResult, dedup_id, failed_entry};
+
+    fn failed(code: &str, sender_fault: bool) -> BatchResultErrorEntry {
+        BatchResultErrorEntry::builder()
+            .id("0")
+            .code(code)
+            .message("the message contains characters outside the allowed set")
+            .sender_fault(sender_fault)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_sender_fault_is_refused_for_good_and_a_server_fault_tried_again() {
+        assert_eq!(
+            failed_entry(&failed("InvalidMessageContents", true)),
+            EntryResult::Rejected {
+                kind: "refused_by_queue".into(),
+                reason: "InvalidMessageContents: the message contains characters outside the allowed set".into()
+            }
+        );
+        assert!(
+            matches!(failed_entry(&failed("InternalError", false)), EntryResult::Retry(r) if r.starts_with("InternalError"))
+        );
+    }
+
+    #[test]
+    fn two_clients_writing_one_note_at_one_version_get_two_deduplication_ids() {
+        let body = |client: &str| {
+            format!(
+                r#"{{"schema":1,"op":"upsert","client_id":"{client}","note":{{"id":"n-1","version":2,"title":"t","body":"b","updated_at":"2026-12-02T10:00:00Z"}}}}"#
+            )
+        };
+        assert_ne!(dedup_id("n-1", 2, &body("laptop")), dedup_id("n-1", 2, &body("phone")));
+    }
 
     #[test]
     fn fifo_deduplication_ids_are_one_per_change_within_sqs_rules() {
