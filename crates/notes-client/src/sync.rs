@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::flags::{FlagsKeeper, FlagsSource, InForce};
+use super::flags::{Flags, FlagsKeeper, FlagsSource, InForce};
 use super::outbox::{Applied, Lease, Outbox, OutboxError, Settled, now_ms};
 use super::sender::{EntryResult, Outgoing, Transport, TransportError};
 
@@ -220,6 +220,14 @@ pub enum WatchEvent {
         /// The wait before the next cycle.
         next_in: Duration,
     },
+    /// The database was locked by another process for longer than the busy timeout: this
+    /// cycle did nothing, and the loop goes on after `next_in`.
+    Locked {
+        /// What SQLite said.
+        error: String,
+        /// The wait before the next cycle.
+        next_in: Duration,
+    },
     /// `retry_pending_notes` is off: nothing was sent.
     Paused {
         /// The flags in force.
@@ -261,21 +269,36 @@ pub async fn watch<T: Transport>(
     let stop = run.stop;
     let mut keeper = FlagsKeeper::default();
     let mut failures = 0u32;
+    let mut interval = Duration::from_secs(Flags::default().retry_interval_seconds);
     while !stop.load(Ordering::SeqCst) {
-        let (in_force, warning) = keeper.resolve(source, outbox).await?;
-        if let Some(w) = warning {
-            on_event(WatchEvent::FlagsWarning(w));
-        }
-        let interval = Duration::from_secs(in_force.flags.retry_interval_seconds);
-        let next_in = if in_force.flags.retry_pending_notes {
-            let report = sync_once(outbox, transport, run, progress).await?;
-            failures = if report.unreachable.is_some() { failures.saturating_add(1) } else { 0 };
-            let next_in = backoff(interval, failures);
-            on_event(WatchEvent::Synced { report, flags: in_force, next_in });
-            next_in
-        } else {
-            on_event(WatchEvent::Paused { flags: in_force, next_in: interval });
-            interval
+        let cycle = async {
+            let (in_force, warning) = keeper.resolve(source, outbox).await?;
+            if let Some(w) = warning {
+                on_event(WatchEvent::FlagsWarning(w));
+            }
+            interval = Duration::from_secs(in_force.flags.retry_interval_seconds);
+            if in_force.flags.retry_pending_notes {
+                let report = sync_once(outbox, transport, run, progress).await?;
+                failures = if report.unreachable.is_some() { failures.saturating_add(1) } else { 0 };
+                let next_in = backoff(interval, failures);
+                on_event(WatchEvent::Synced { report, flags: in_force, next_in });
+                Ok::<_, SyncError>(next_in)
+            } else {
+                on_event(WatchEvent::Paused { flags: in_force, next_in: interval });
+                Ok(interval)
+            }
+        };
+        let next_in = match cycle.await {
+            Ok(next_in) => next_in,
+            // Another process holding the database (a backup, a second sync) is transient: a
+            // retry loop waits and goes on. Everything else ends the loop.
+            Err(SyncError::Outbox(e)) if e.is_locked() => {
+                failures = failures.saturating_add(1);
+                let next_in = backoff(interval, failures);
+                on_event(WatchEvent::Locked { error: e.to_string(), next_in });
+                next_in
+            }
+            Err(e) => return Err(e),
         };
         sleep_unless_stopped(next_in, stop).await;
     }

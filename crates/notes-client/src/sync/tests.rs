@@ -200,7 +200,7 @@ async fn watch_rereads_the_flags_every_cycle_and_a_change_takes_effect_on_the_ne
                     std::fs::write(&flags, "{").unwrap()
                 }
                 WatchEvent::Synced { .. } => stop.store(true, Ordering::SeqCst),
-                WatchEvent::FlagsWarning(_) => {}
+                WatchEvent::FlagsWarning(_) | WatchEvent::Locked { .. } => {}
             }
             events.push(event);
         },
@@ -220,4 +220,49 @@ async fn watch_rereads_the_flags_every_cycle_and_a_change_takes_effect_on_the_ne
     assert!(flags.problem.is_some());
     assert_eq!(events.len(), 4, "the warning is given once: {events:?}");
     assert_eq!(queue.batches.lock().unwrap().len(), 2, "nothing was sent while paused");
+}
+
+/// Another process holds the database past the busy timeout (a backup, a second sync): the
+/// loop warns, waits and goes on, and sends once the lock is gone (tokio's paused clock runs
+/// the waits instantly).
+#[tokio::test(start_paused = true)]
+async fn watch_survives_a_database_lock_held_past_the_busy_timeout_and_then_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.db");
+    let mut outbox = Outbox::open(&path, &OpenOptions::default().busy_timeout(Duration::from_millis(50))).unwrap();
+    outbox.add("a", "b").unwrap();
+    let flags = dir.path().join("flags.json");
+    std::fs::write(&flags, r#"{"features":{"retry_pending_notes":true,"retry_interval_seconds":1}}"#).unwrap();
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let holder = Mutex::new(Some(holder));
+    let queue = FakeQueue::default();
+    let stop = AtomicBool::new(false);
+    let mut events = Vec::new();
+    watch(
+        &mut outbox,
+        &queue,
+        &Run { lease: &lease(), stop: &stop, confirm_within: Duration::ZERO },
+        &FlagsSource::File(flags),
+        &mut |event| {
+            match &event {
+                // The lock is let go after the first warning.
+                WatchEvent::Locked { .. } => drop(holder.lock().unwrap().take()),
+                WatchEvent::Synced { report, .. } if report.sent == 1 => stop.store(true, Ordering::SeqCst),
+                _ => {}
+            }
+            events.push(event);
+        },
+        &mut |_| {},
+    )
+    .await
+    .expect("a lock is not the end of the loop");
+
+    let WatchEvent::Locked { error, .. } = &events[0] else { panic!("first a lock: {events:?}") };
+    assert!(error.contains("locked") || error.contains("busy"), "{error}");
+    assert!(
+        matches!(events.last(), Some(WatchEvent::Synced { report, .. }) if report.sent == 1 && report.pending == 0),
+        "then the entry is sent: {events:?}"
+    );
+    assert_eq!(queue.batches.lock().unwrap().len(), 1);
 }

@@ -156,6 +156,12 @@ pub async fn watch(app: &App, json: bool) -> anyhow::Result<()> {
             warn_conflicts(&report);
             println!("next sync in {}", output::duration(next_in.as_secs()));
         }
+        WatchEvent::Locked { error, next_in } if json => {
+            println!("{}", serde_json::json!({"event": "locked", "error": error, "next_in_s": next_in.as_secs()}));
+        }
+        WatchEvent::Locked { error, next_in } => {
+            eprintln!("notes: warning: {error}; trying again in {}", output::duration(next_in.as_secs()));
+        }
         WatchEvent::Paused { flags, next_in } if json => {
             println!("{}", serde_json::json!({"event": "paused", "flags": flags, "next_in_s": next_in.as_secs()}));
         }
