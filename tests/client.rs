@@ -188,13 +188,14 @@ async fn flags_from_ssm_take_effect_mid_watch_and_a_broken_parameter_keeps_the_l
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_syncs_at_once_never_send_the_same_entry_twice() {
     crate::require_emulators!();
+    const NOTES: usize = 600;
     let (endpoint, _) = localstack();
     let sqs = aws_sdk_sqs::Client::new(&sdk(&endpoint).await);
     let queues = create_queues(&sqs, &unique("two"), 5, 30, false).await;
     let cli = NotesCli::new(&endpoint, &queues.url);
     let mut outbox = Outbox::open(&cli.db, &OpenOptions::default()).unwrap();
     let mut expected = BTreeSet::new();
-    for i in 0..200 {
+    for i in 0..NOTES {
         let note = outbox.add(&format!("n{i}"), "b").unwrap();
         expected.insert((note.id, 1));
     }
@@ -211,10 +212,14 @@ async fn two_syncs_at_once_never_send_the_same_entry_twice() {
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["sent"].as_u64().unwrap()
     };
     eprintln!("the two syncs sent {} and {}", count(&a), count(&b));
-    assert_eq!(count(&a) + count(&b), 200, "each entry acknowledged once");
+    // Both must have sent: a sync that started after the other had finished would prove
+    // nothing about two at once (enough entries that neither drains them alone before the
+    // other's first claim).
+    assert!(count(&a) > 0 && count(&b) > 0, "the two syncs overlapped and both sent");
+    assert_eq!(count(&a) + count(&b), NOTES as u64, "each entry acknowledged once");
     assert_eq!(cli.status()["status"]["pending"], 0);
 
-    let messages = receive_n(&sqs, &queues.url, 201, Duration::from_secs(15)).await;
+    let messages = receive_n(&sqs, &queues.url, NOTES + 1, Duration::from_secs(15)).await;
     let all = sent(&messages);
     let unique: BTreeSet<_> = all.iter().cloned().collect();
     assert_eq!(all.len(), unique.len(), "an entry was sent twice");
