@@ -157,7 +157,8 @@ pub enum Selection {
 }
 
 impl Selection {
-    fn matches(&self, letter: &DeadLetter) -> bool {
+    /// Whether `letter` is one of those chosen.
+    pub fn matches(&self, letter: &DeadLetter) -> bool {
         match self {
             Self::Kind(kind) => letter.kind == *kind,
             Self::Ids(ids) => ids

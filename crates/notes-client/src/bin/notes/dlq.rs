@@ -45,12 +45,18 @@ pub enum DlqCommand {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// Print what would be moved and change nothing (chosen letters are released at once).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Delete every message in the DLQ.
     Purge {
         /// Do not ask.
         #[arg(long)]
         yes: bool,
+        /// Print how many messages would be deleted and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -60,12 +66,15 @@ pub async fn run(app: &App, command: &DlqCommand) -> anyhow::Result<()> {
     dlq.verify().await?;
     match command {
         DlqCommand::List { reason, json } => list(app, &dlq, reason.as_deref(), *json).await,
-        DlqCommand::Redrive { reason, id, max_per_second, no_wait, json } => {
+        DlqCommand::Redrive { reason, id, max_per_second, no_wait, json, dry_run } => {
             let selection = match (reason, id.is_empty()) {
                 (Some(kind), _) => Some(Selection::Kind(kind.clone())),
                 (None, false) => Some(Selection::Ids(id.clone())),
                 (None, true) => None,
             };
+            if *dry_run {
+                return redrive_dry_run(app, &dlq, selection.as_ref(), *json).await;
+            }
             match selection {
                 Some(selection) => {
                     let report = dlq.redrive_selected(app.queue_url()?, &selection).await?;
@@ -87,7 +96,11 @@ pub async fn run(app: &App, command: &DlqCommand) -> anyhow::Result<()> {
                 None => redrive_all(app, &dlq, *max_per_second, *no_wait, *json).await,
             }
         }
-        DlqCommand::Purge { yes } => purge(&dlq, *yes).await,
+        DlqCommand::Purge { dry_run: true, .. } => {
+            println!("dry run: would purge about {} message(s) from the DLQ; nothing deleted", dlq.depth().await?);
+            Ok(())
+        }
+        DlqCommand::Purge { yes, .. } => purge(&dlq, *yes).await,
         DlqCommand::Export { file } => export(&dlq, file).await,
     }
 }
@@ -138,6 +151,36 @@ fn mark_own_rejected(app: &App, letters: &[DeadLetter]) {
             let _ = outbox.mark_rejected(&id, version, &l.kind, why);
         }
     }
+}
+
+/// Prints what a redrive would move and changes nothing: a selective one lists the matching
+/// letters (received, then released at once); a full one gives the DLQ's approximate depth.
+async fn redrive_dry_run(app: &App, dlq: &Dlq, selection: Option<&Selection>, json: bool) -> anyhow::Result<()> {
+    let destination = app.queue_url()?;
+    let Some(selection) = selection else {
+        let depth = dlq.depth().await?;
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"dry_run": true, "approximate_count": depth, "destination": destination})
+            );
+        } else {
+            println!("dry run: would move about {depth} message(s) to {}; nothing moved", escape(destination));
+        }
+        return Ok(());
+    };
+    let chosen: Vec<DeadLetter> = dlq.peek().await?.into_iter().filter(|l| selection.matches(l)).collect();
+    if json {
+        let ids: Vec<_> =
+            chosen.iter().map(|l| serde_json::json!({"message_id": l.message_id, "kind": l.kind})).collect();
+        println!("{}", serde_json::json!({"dry_run": true, "matched": ids, "destination": destination}));
+        return Ok(());
+    }
+    println!("dry run: would resend {} dead letter(s) to {}; nothing moved", chosen.len(), escape(destination));
+    for l in &chosen {
+        println!("{}  {}", escape(&l.message_id), escape(&l.kind));
+    }
+    Ok(())
 }
 
 async fn redrive_all(
