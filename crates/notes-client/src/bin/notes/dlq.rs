@@ -3,7 +3,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Context;
-use notes_client::dlq::{DeadLetter, Dlq, PROGRESS_EVERY, Selection, escape};
+use notes_client::dlq::{DeadLetter, Dlq, PROGRESS_EVERY, Selection, escape, parse_age, within_age};
 use notes_client::outbox::Outbox;
 
 use super::App;
@@ -20,12 +20,24 @@ pub enum DlqCommand {
         /// Print JSON (with bodies and every attribute).
         #[arg(long)]
         json: bool,
+        /// Only letters sent longer ago than this (e.g. 90s, 15m, 2h, 7d).
+        #[arg(long, value_parser = parse_age)]
+        older_than: Option<std::time::Duration>,
+        /// Only letters sent more recently than this (e.g. 90s, 15m, 2h, 7d).
+        #[arg(long, value_parser = parse_age)]
+        newer_than: Option<std::time::Duration>,
     },
     /// Write every dead letter to FILE as JSON lines (body, attributes, ids, sent time,
     /// receive count), leaving the DLQ as it was (each letter's receive count rises by one).
     Export {
         /// A new file (never overwritten).
         file: std::path::PathBuf,
+        /// Only letters sent longer ago than this (e.g. 90s, 15m, 2h, 7d).
+        #[arg(long, value_parser = parse_age)]
+        older_than: Option<std::time::Duration>,
+        /// Only letters sent more recently than this (e.g. 90s, 15m, 2h, 7d).
+        #[arg(long, value_parser = parse_age)]
+        newer_than: Option<std::time::Duration>,
     },
     /// Move dead letters back to the source queue: all of them (StartMessageMoveTask), or only
     /// those chosen with --reason / --id (resent, then deleted from the DLQ).
@@ -65,7 +77,9 @@ pub async fn run(app: &App, command: &DlqCommand) -> anyhow::Result<()> {
     let dlq = Dlq::new(aws_sdk_sqs::Client::new(&app.sdk().await), app.dlq_url()?).with_consumer_sender_id(consumer);
     dlq.verify().await?;
     match command {
-        DlqCommand::List { reason, json } => list(app, &dlq, reason.as_deref(), *json).await,
+        DlqCommand::List { reason, json, older_than, newer_than } => {
+            list(app, &dlq, reason.as_deref(), (*older_than, *newer_than), *json).await
+        }
         DlqCommand::Redrive { reason, id, max_per_second, no_wait, json, dry_run } => {
             let selection = match (reason, id.is_empty()) {
                 (Some(kind), _) => Some(Selection::Kind(kind.clone())),
@@ -101,13 +115,22 @@ pub async fn run(app: &App, command: &DlqCommand) -> anyhow::Result<()> {
             Ok(())
         }
         DlqCommand::Purge { yes, .. } => purge(&dlq, *yes).await,
-        DlqCommand::Export { file } => export(&dlq, file).await,
+        DlqCommand::Export { file, older_than, newer_than } => export(&dlq, file, (*older_than, *newer_than)).await,
     }
 }
 
-async fn list(app: &App, dlq: &Dlq, reason: Option<&str>, json: bool) -> anyhow::Result<()> {
+/// Optional `(older than, newer than)` bounds on a letter's sent time.
+type Ages = (Option<std::time::Duration>, Option<std::time::Duration>);
+
+/// The letters whose sent time lies within `ages`, measured from now.
+fn aged(letters: Vec<DeadLetter>, (older, newer): Ages) -> Vec<DeadLetter> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    letters.into_iter().filter(|l| within_age(l.sent_timestamp_ms, now, older, newer)).collect()
+}
+
+async fn list(app: &App, dlq: &Dlq, reason: Option<&str>, ages: Ages, json: bool) -> anyhow::Result<()> {
     let letters: Vec<DeadLetter> =
-        dlq.peek().await?.into_iter().filter(|l| reason.is_none_or(|r| l.kind == r)).collect();
+        aged(dlq.peek().await?, ages).into_iter().filter(|l| reason.is_none_or(|r| l.kind == r)).collect();
     mark_own_rejected(app, &letters);
     if json {
         println!("{}", serde_json::to_string(&letters)?);
@@ -243,14 +266,14 @@ async fn purge(dlq: &Dlq, yes: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn export(dlq: &Dlq, file: &std::path::Path) -> anyhow::Result<()> {
+async fn export(dlq: &Dlq, file: &std::path::Path, ages: Ages) -> anyhow::Result<()> {
     // Created before anything is received: a bad path costs no receive count.
     let out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(file)
         .with_context(|| format!("create {}", file.display()))?;
-    let letters = dlq.peek().await?;
+    let letters = aged(dlq.peek().await?, ages);
     let mut out = std::io::BufWriter::new(out);
     for l in &letters {
         serde_json::to_writer(&mut out, l)?;
