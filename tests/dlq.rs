@@ -177,3 +177,30 @@ async fn a_full_redrive_leaves_local_rejected_notes_as_they_are() {
     assert!(run.stderr.contains("left so"), "{run:?}");
     assert_eq!(outbox.note(&own.id).unwrap().unwrap().state, State::Rejected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_dry_runs_print_what_would_happen_and_change_nothing() {
+    crate::require_emulators!();
+    let endpoint = format!("http://127.0.0.1:{}", Emulator::shared_localstack());
+    let sqs = aws_sdk_sqs::Client::new(&sdk(&endpoint).await);
+    let queues = create_queues(&sqs, &unique("dlq-dry"), 5, 30, false).await;
+    let ids = common::send(&sqs, &queues.dlq_url, &[("dead one", None), ("dead two", None)]).await;
+    let mut cli = NotesCli::new(&endpoint, &queues.url);
+    cli.dlq_url = Some(queues.dlq_url.clone());
+
+    // WHEN a selective redrive runs dry, THEN it names the matching letter only
+    let run = cli.ok(&["dlq", "redrive", "--id", &ids[0], "--dry-run"], 0);
+    assert!(run.stdout.contains("would resend 1 dead letter(s)"), "{}", run.stdout);
+    assert!(run.stdout.contains(&ids[0]) && !run.stdout.contains(&ids[1]), "{}", run.stdout);
+    // THEN every letter is visible again at once and nothing reached the source queue
+    assert_eq!(counts(&sqs, &queues.dlq_url).await, ("2".into(), "0".into()));
+    assert_eq!(counts(&sqs, &queues.url).await, ("0".into(), "0".into()));
+
+    // WHEN a full redrive and a purge run dry, THEN they give the count and change nothing
+    let run = cli.ok(&["dlq", "redrive", "--dry-run"], 0);
+    assert!(run.stdout.contains("would move about 2 message(s)") && run.stdout.contains(&queues.url), "{}", run.stdout);
+    let run = cli.ok(&["dlq", "purge", "--dry-run"], 0);
+    assert!(run.stdout.contains("would purge about 2 message(s)"), "{}", run.stdout);
+    assert_eq!(counts(&sqs, &queues.dlq_url).await, ("2".into(), "0".into()));
+    assert_eq!(counts(&sqs, &queues.url).await, ("0".into(), "0".into()));
+}

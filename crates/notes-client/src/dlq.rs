@@ -157,7 +157,8 @@ pub enum Selection {
 }
 
 impl Selection {
-    fn matches(&self, letter: &DeadLetter) -> bool {
+    /// Whether `letter` is one of those chosen.
+    pub fn matches(&self, letter: &DeadLetter) -> bool {
         match self {
             Self::Kind(kind) => letter.kind == *kind,
             Self::Ids(ids) => ids
@@ -531,5 +532,65 @@ pub fn escape(text: &str) -> String {
 /// Waits between two progress reads of a move task.
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
+/// Parses a duration such as `90s`, `15m`, `2h` or `7d` (a positive whole number and one unit).
+pub fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration {text:?}: expected a number and s, m, h or d (e.g. 15m)");
+    let unit = text.chars().last().ok_or_else(bad)?;
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(bad()),
+    };
+    let n: u64 = text[..text.len() - 1].parse().map_err(|_| bad())?;
+    n.checked_mul(scale).map(std::time::Duration::from_secs).ok_or_else(bad)
+}
+
+/// Whether a letter sent at `sent_ms` is older than `older` and newer than `newer` at `now_ms`
+/// (an unset bound always holds; a letter with no sent time passes only when both are unset).
+pub fn within_age(
+    sent_ms: Option<i64>,
+    now_ms: i64,
+    older: Option<std::time::Duration>,
+    newer: Option<std::time::Duration>,
+) -> bool {
+    if older.is_none() && newer.is_none() {
+        return true;
+    }
+    let Some(sent) = sent_ms else { return false };
+    let age = now_ms.saturating_sub(sent);
+    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    older.is_none_or(|d| age > ms(d)) && newer.is_none_or(|d| age < ms(d))
+}
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod age_tests {
+    use super::{parse_age, within_age};
+    use std::time::Duration;
+
+    #[test]
+    fn parse_age_reads_each_unit_and_names_a_bad_value() {
+        assert_eq!(parse_age("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_age("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_age("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_age("7d"), Ok(Duration::from_secs(604_800)));
+        for bad in ["", "7", "d", "-1h", "1.5h", "3w", "1 h"] {
+            assert!(parse_age(bad).unwrap_err().contains(&format!("{bad:?}")), "{bad}");
+        }
+    }
+
+    #[test]
+    fn within_age_keeps_letters_between_the_bounds() {
+        let now = 10_000_000;
+        let hour = Some(Duration::from_secs(3600));
+        let old = Some(now - 7_200_000);
+        let young = Some(now - 60_000);
+        assert!(within_age(old, now, hour, None) && !within_age(young, now, hour, None));
+        assert!(within_age(young, now, None, hour) && !within_age(old, now, None, hour));
+        assert!(within_age(None, now, None, None) && !within_age(None, now, hour, None));
+    }
+}

@@ -3,7 +3,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Context;
-use notes_client::dlq::{DeadLetter, Dlq, PROGRESS_EVERY, Selection, escape};
+use notes_client::dlq::{DeadLetter, Dlq, PROGRESS_EVERY, Selection, escape, parse_age, within_age};
 use notes_client::outbox::Outbox;
 
 use super::App;
@@ -20,12 +20,24 @@ pub enum DlqCommand {
         /// Print JSON (with bodies and every attribute).
         #[arg(long)]
         json: bool,
+        /// Only letters sent longer ago than this (e.g. 90s, 15m, 2h, 7d).
+        #[arg(long, value_parser = parse_age)]
+        older_than: Option<std::time::Duration>,
+        /// Only letters sent more recently than this (e.g. 90s, 15m, 2h, 7d).
+        #[arg(long, value_parser = parse_age)]
+        newer_than: Option<std::time::Duration>,
     },
     /// Write every dead letter to FILE as JSON lines (body, attributes, ids, sent time,
     /// receive count), leaving the DLQ as it was (each letter's receive count rises by one).
     Export {
         /// A new file (never overwritten).
         file: std::path::PathBuf,
+        /// Only letters sent longer ago than this (e.g. 90s, 15m, 2h, 7d).
+        #[arg(long, value_parser = parse_age)]
+        older_than: Option<std::time::Duration>,
+        /// Only letters sent more recently than this (e.g. 90s, 15m, 2h, 7d).
+        #[arg(long, value_parser = parse_age)]
+        newer_than: Option<std::time::Duration>,
     },
     /// Move dead letters back to the source queue: all of them (StartMessageMoveTask), or only
     /// those chosen with --reason / --id (resent, then deleted from the DLQ).
@@ -45,12 +57,18 @@ pub enum DlqCommand {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// Print what would be moved and change nothing (chosen letters are released at once).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Delete every message in the DLQ.
     Purge {
         /// Do not ask.
         #[arg(long)]
         yes: bool,
+        /// Print how many messages would be deleted and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -59,13 +77,18 @@ pub async fn run(app: &App, command: &DlqCommand) -> anyhow::Result<()> {
     let dlq = Dlq::new(aws_sdk_sqs::Client::new(&app.sdk().await), app.dlq_url()?).with_consumer_sender_id(consumer);
     dlq.verify().await?;
     match command {
-        DlqCommand::List { reason, json } => list(app, &dlq, reason.as_deref(), *json).await,
-        DlqCommand::Redrive { reason, id, max_per_second, no_wait, json } => {
+        DlqCommand::List { reason, json, older_than, newer_than } => {
+            list(app, &dlq, reason.as_deref(), (*older_than, *newer_than), *json).await
+        }
+        DlqCommand::Redrive { reason, id, max_per_second, no_wait, json, dry_run } => {
             let selection = match (reason, id.is_empty()) {
                 (Some(kind), _) => Some(Selection::Kind(kind.clone())),
                 (None, false) => Some(Selection::Ids(id.clone())),
                 (None, true) => None,
             };
+            if *dry_run {
+                return redrive_dry_run(app, &dlq, selection.as_ref(), *json).await;
+            }
             match selection {
                 Some(selection) => {
                     let report = dlq.redrive_selected(app.queue_url()?, &selection).await?;
@@ -87,14 +110,27 @@ pub async fn run(app: &App, command: &DlqCommand) -> anyhow::Result<()> {
                 None => redrive_all(app, &dlq, *max_per_second, *no_wait, *json).await,
             }
         }
-        DlqCommand::Purge { yes } => purge(&dlq, *yes).await,
-        DlqCommand::Export { file } => export(&dlq, file).await,
+        DlqCommand::Purge { dry_run: true, .. } => {
+            println!("dry run: would purge about {} message(s) from the DLQ; nothing deleted", dlq.depth().await?);
+            Ok(())
+        }
+        DlqCommand::Purge { yes, .. } => purge(&dlq, *yes).await,
+        DlqCommand::Export { file, older_than, newer_than } => export(&dlq, file, (*older_than, *newer_than)).await,
     }
 }
 
-async fn list(app: &App, dlq: &Dlq, reason: Option<&str>, json: bool) -> anyhow::Result<()> {
+/// Optional `(older than, newer than)` bounds on a letter's sent time.
+type Ages = (Option<std::time::Duration>, Option<std::time::Duration>);
+
+/// The letters whose sent time lies within `ages`, measured from now.
+fn aged(letters: Vec<DeadLetter>, (older, newer): Ages) -> Vec<DeadLetter> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    letters.into_iter().filter(|l| within_age(l.sent_timestamp_ms, now, older, newer)).collect()
+}
+
+async fn list(app: &App, dlq: &Dlq, reason: Option<&str>, ages: Ages, json: bool) -> anyhow::Result<()> {
     let letters: Vec<DeadLetter> =
-        dlq.peek().await?.into_iter().filter(|l| reason.is_none_or(|r| l.kind == r)).collect();
+        aged(dlq.peek().await?, ages).into_iter().filter(|l| reason.is_none_or(|r| l.kind == r)).collect();
     mark_own_rejected(app, &letters);
     if json {
         println!("{}", serde_json::to_string(&letters)?);
@@ -138,6 +174,36 @@ fn mark_own_rejected(app: &App, letters: &[DeadLetter]) {
             let _ = outbox.mark_rejected(&id, version, &l.kind, why);
         }
     }
+}
+
+/// Prints what a redrive would move and changes nothing: a selective one lists the matching
+/// letters (received, then released at once); a full one gives the DLQ's approximate depth.
+async fn redrive_dry_run(app: &App, dlq: &Dlq, selection: Option<&Selection>, json: bool) -> anyhow::Result<()> {
+    let destination = app.queue_url()?;
+    let Some(selection) = selection else {
+        let depth = dlq.depth().await?;
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"dry_run": true, "approximate_count": depth, "destination": destination})
+            );
+        } else {
+            println!("dry run: would move about {depth} message(s) to {}; nothing moved", escape(destination));
+        }
+        return Ok(());
+    };
+    let chosen: Vec<DeadLetter> = dlq.peek().await?.into_iter().filter(|l| selection.matches(l)).collect();
+    if json {
+        let ids: Vec<_> =
+            chosen.iter().map(|l| serde_json::json!({"message_id": l.message_id, "kind": l.kind})).collect();
+        println!("{}", serde_json::json!({"dry_run": true, "matched": ids, "destination": destination}));
+        return Ok(());
+    }
+    println!("dry run: would resend {} dead letter(s) to {}; nothing moved", chosen.len(), escape(destination));
+    for l in &chosen {
+        println!("{}  {}", escape(&l.message_id), escape(&l.kind));
+    }
+    Ok(())
 }
 
 async fn redrive_all(
@@ -200,14 +266,14 @@ async fn purge(dlq: &Dlq, yes: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn export(dlq: &Dlq, file: &std::path::Path) -> anyhow::Result<()> {
+async fn export(dlq: &Dlq, file: &std::path::Path, ages: Ages) -> anyhow::Result<()> {
     // Created before anything is received: a bad path costs no receive count.
     let out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(file)
         .with_context(|| format!("create {}", file.display()))?;
-    let letters = dlq.peek().await?;
+    let letters = aged(dlq.peek().await?, ages);
     let mut out = std::io::BufWriter::new(out);
     for l in &letters {
         serde_json::to_writer(&mut out, l)?;
