@@ -286,6 +286,30 @@ async fn the_default_long_poll_outlives_the_sdk_attempt_timeout_on_an_idle_queue
     ledger(&system, 1, system.stored_count().await, started).await;
 }
 
+/// Issue 18, item 9: a SIGTERM during a long poll used to drop the receive in flight, and a
+/// message SQS handed it stayed hidden for its visibility timeout with a receive counted. Now
+/// the receive has the grace to answer, and what it brings is processed and deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receive_in_flight_at_sigterm_is_answered_and_its_message_processed() {
+    crate::require_emulators!();
+    let system = System::new("standard").await;
+    let mut consumer = system.start_consumer_with(&["--wait-seconds", "20"], &[("SHUTDOWN_GRACE_SECONDS", "8")]);
+    eventually("polling", Duration::from_secs(30), || async { !system.events("poll_start").is_empty() }).await;
+    // GIVEN a long poll waiting on the empty queue WHEN the signal comes and then a message
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    consumer.sigterm();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    system.send(&[(note("upsert", "n1", 1, "t"), None)]).await;
+    assert_eq!(consumer.wait_within(Duration::from_secs(60)), Ok(Some(0)));
+
+    // THEN the receive brought it, it was stored and deleted, nothing is hidden on the queue
+    let outcomes = system.events("outcome");
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[0]["outcome"], "succeeded");
+    assert_eq!(system.stored_count().await, 1);
+    assert_eq!(system.depth(system.resources.str("queue_url")).await, 0, "deleted, not hidden");
+}
+
 /// Issue 9, item 8: on SIGTERM the consumer used to wait for a stuck store until the batch's
 /// own deadline (visibility less margin: minutes with the template's queue). Now the batch in
 /// hand is cut after the grace, reported not done, and the consumer exits 0; the message

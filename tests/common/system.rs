@@ -193,8 +193,18 @@ impl Consumer {
 
     /// SIGTERM, then wait at most `within`; `Err` (after SIGKILL) if it did not exit by then.
     pub fn terminate_within(&mut self, within: Duration) -> Result<Option<i32>, String> {
+        self.sigterm();
+        self.wait_within(within)
+    }
+
+    /// SIGTERM, without waiting.
+    pub fn sigterm(&self) {
         // SAFETY: signalling our own child by pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+    }
+
+    /// Waits at most `within` for the exit; `Err` (after SIGKILL) if it did not exit by then.
+    pub fn wait_within(&mut self, within: Duration) -> Result<Option<i32>, String> {
         let deadline = std::time::Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

@@ -1,7 +1,11 @@
 //! Polling outside Lambda: long-polls a queue and runs the same engine on each batch, then
 //! deletes what succeeded, as Lambda's event source mapping does. Failures are left to their
-//! backoff; an empty short poll (`wait` 0) backs off before the next receive. A shutdown signal stops receiving and gives the batch in hand a short grace; what
-//! is unfinished then is cut, reported failed and comes back after its visibility.
+//! backoff; an empty short poll (`wait` 0) backs off before the next receive. A shutdown
+//! signal stops receiving and gives a receive in flight and the batch in hand one short grace;
+//! what is unfinished then is cut, reported failed and comes back after its visibility.
+//! Receives from a FIFO queue carry a `ReceiveRequestAttemptId`, kept when a receive fails, so
+//! the retry gets the messages SQS may have handed the failed attempt instead of leaving
+//! them hidden.
 //! Before the first receive it checks the queue, and refuses one that does not fit the
 //! engine's settings ([`PollError`]).
 
@@ -157,41 +161,56 @@ pub async fn poll<Q: QueueOps, H: RecordHandler>(
     let QueueFacts { arn: queue_arn, visibility, .. } = facts;
     tracing::info!(event = "poll_start", queue_arn, visibility_s = visibility.as_secs(), "polling");
     let shutdown = Box::pin(shutdown).shared();
+    // One grace from the signal, for a receive in flight and the batch it brings together.
+    let grace = options.shutdown_grace;
+    let grace_over = shutdown
+        .clone()
+        .then(move |()| async move {
+            tracing::info!(
+                event = "shutdown_grace",
+                grace_s = grace.as_secs(),
+                "finishing the receive or batch in hand"
+            );
+            tokio::time::sleep(grace).await;
+        })
+        .shared();
+    let fifo = queue_arn.ends_with(".fifo");
+    let mut attempt = fifo.then(new_attempt_id);
     let mut totals = PollTotals::default();
     let mut pause = Duration::ZERO;
     loop {
-        let received = tokio::select! {
+        tokio::select! {
             biased;
             () = shutdown.clone() => break,
-            received = receive(sqs, options, pause) => received,
+            () = tokio::time::sleep(pause) => {}
+        }
+        // A receive in flight is not dropped at the signal: SQS may already have handed it
+        // messages, which would stay hidden for their visibility timeout with one more receive
+        // counted. It has the grace to answer.
+        let received = tokio::select! {
+            biased;
+            () = grace_over.clone() => break,
+            received = receive(sqs, options, attempt.as_deref()) => received,
         };
         let received_at = Instant::now();
+        let outcome = match &received {
+            Ok(messages) if messages.is_empty() => Received::Empty { short_poll: options.wait.as_secs() == 0 },
+            Ok(_) => Received::Some,
+            Err(_) => Received::Failed,
+        };
+        pause = next_pause(pause, outcome);
+        attempt = next_attempt(attempt, outcome);
         let messages = match received {
-            Ok(messages) => {
-                let short_poll = options.wait.as_secs() == 0;
-                pause = next_pause(
-                    pause,
-                    if messages.is_empty() { Received::Empty { short_poll } } else { Received::Some },
-                );
-                messages
-            }
+            Ok(messages) if !messages.is_empty() => messages,
+            Ok(_) => continue,
             Err(error) => {
-                pause = next_pause(pause, Received::Failed);
                 tracing::warn!(event = "receive_failed", error, retry_in_s = pause.as_secs(), "cannot receive");
                 continue;
             }
         };
-        if messages.is_empty() {
-            continue;
-        }
         let batch = Batch { records: messages.iter().map(|m| Record::from_message(m, &queue_arn)).collect() };
-        let grace = options.shutdown_grace;
-        let stop = shutdown.clone().then(|()| async move {
-            tracing::info!(event = "shutdown_grace", grace_s = grace.as_secs(), "finishing the batch in hand");
-            tokio::time::sleep(grace).await;
-        });
         // The messages reappear when their visibility timeout runs out: that is the deadline.
-        let report = engine.process_until(&batch, received_at + visibility, stop, handler).await;
+        let report = engine.process_until(&batch, received_at + visibility, grace_over.clone(), handler).await;
         // The batch's records are the messages, in order: a report's index is a message's.
         let done: Vec<&Message> = report.done().map(|i| &messages[i]).collect();
         totals.received += messages.len();
@@ -211,8 +230,26 @@ pub async fn poll<Q: QueueOps, H: RecordHandler>(
     Ok(totals)
 }
 
-async fn receive(sqs: &aws_sdk_sqs::Client, options: &PollOptions, pause: Duration) -> Result<Vec<Message>, String> {
-    tokio::time::sleep(pause).await;
+/// A new `ReceiveRequestAttemptId`: 32 hex digits (SQS allows up to 128 characters).
+fn new_attempt_id() -> String {
+    format!("{:032x}", fastrand::u128(..))
+}
+
+/// The attempt id of the next FIFO receive: the same after a failed receive (SQS then answers
+/// with the messages it handed the failed one, within five minutes), a new one after any
+/// answer (the same id would return the batch just received).
+fn next_attempt(attempt: Option<String>, received: Received) -> Option<String> {
+    match received {
+        Received::Failed => attempt,
+        Received::Some | Received::Empty { .. } => attempt.map(|_| new_attempt_id()),
+    }
+}
+
+async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    options: &PollOptions,
+    attempt: Option<&str>,
+) -> Result<Vec<Message>, String> {
     // The client's attempt timeout is short (seconds) for every other call; a long poll waits
     // up to 20 s by design. Cut early, the receive is retried while SQS may already have handed
     // a message to the abandoned attempt: invisible for its visibility timeout, one more
@@ -229,6 +266,8 @@ async fn receive(sqs: &aws_sdk_sqs::Client, options: &PollOptions, pause: Durati
         .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
         .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
         .set_message_attribute_names(Some(options.message_attribute_names.clone()))
+        // Also what the SDK's own retries of this call send: each gets the same messages.
+        .set_receive_request_attempt_id(attempt.map(str::to_owned))
         .customize()
         .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(timeouts))
         .send()
@@ -304,6 +343,19 @@ mod tests {
         assert_eq!(next_pause(pause, Received::Empty { short_poll: false }), Duration::ZERO, "a long poll waited");
         assert_eq!(next_pause(Duration::ZERO, Received::Failed), Duration::from_secs(1));
         assert_eq!(next_pause(Duration::from_secs(20), Received::Failed), MAX_RECEIVE_BACKOFF);
+    }
+
+    #[test]
+    fn a_fifo_receive_keeps_its_attempt_id_only_when_it_failed() {
+        let first = Some(new_attempt_id());
+        assert_eq!(first.as_ref().map(String::len), Some(32));
+        let retried = next_attempt(first.clone(), Received::Failed);
+        assert_eq!(retried, first, "a retry asks for the failed attempt's messages");
+        for answered in [Received::Some, Received::Empty { short_poll: false }] {
+            let next = next_attempt(first.clone(), answered);
+            assert!(next.is_some() && next != first, "{answered:?}: a new receive");
+        }
+        assert_eq!(next_attempt(None, Received::Some), None, "a standard queue sends none");
     }
 
     #[test]
