@@ -65,9 +65,20 @@ impl Rig {
     }
 
     async fn process_messages(&self, messages: &[Message]) -> BTreeSet<String> {
+        self.process_messages_with_outcomes(messages).await.0
+    }
+
+    /// [`Rig::process_messages`], with each message's outcome name (`transient`, `skipped`, …)
+    /// by message id.
+    async fn process_messages_with_outcomes(
+        &self,
+        messages: &[Message],
+    ) -> (BTreeSet<String>, std::collections::BTreeMap<String, &'static str>) {
         let batch = Batch { records: messages.iter().map(|m| Record::from_message(m, &self.queues.arn)).collect() };
         let deadline = Instant::now() + Duration::from_secs(60);
-        let response = self.engine.process(&batch, deadline, &self.handler).await.response().expect("a response");
+        let report = self.engine.process(&batch, deadline, &self.handler).await;
+        let outcomes = report.iter().map(|(r, o)| (r.id().unwrap().to_owned(), o.outcome.name())).collect();
+        let response = report.response().expect("a response");
         let failed: BTreeSet<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
         for message in messages.iter().filter(|m| !failed.contains(m.message_id().unwrap())) {
             self.sqs
@@ -78,7 +89,7 @@ impl Rig {
                 .await
                 .unwrap();
         }
-        failed
+        (failed, outcomes)
     }
 
     async fn stored(&self, id: &str) -> Option<(u64, bool, Option<String>)> {
@@ -245,8 +256,16 @@ async fn fifo_store_down_fails_each_group_from_its_first_record() {
     )
     .await;
 
-    let (failed, messages) = rig.process(3).await;
+    let messages = receive_n(&rig.sqs, &rig.queues.url, 3, Duration::from_secs(10)).await;
+    let (failed, outcomes) = rig.process_messages_with_outcomes(&messages).await;
     assert_eq!(failed, ids(&messages, |_| true));
+    // Every record fails whether or not a group stops: what shows it stopped is that only
+    // each group's first record was tried (it met the store), and the one behind it was not.
+    let outcome = |i: usize| outcomes[messages[i].message_id().unwrap()];
+    let by_body = |body: &str| messages.iter().position(|m| m.body() == Some(body)).unwrap();
+    assert_eq!(outcome(by_body(&notes[0])), "transient", "{outcomes:?}");
+    assert_eq!(outcome(by_body(&notes[1])), "skipped", "behind a failure in group A: {outcomes:?}");
+    assert_eq!(outcome(by_body(&notes[2])), "transient", "group B went on: {outcomes:?}");
 }
 
 #[test]
