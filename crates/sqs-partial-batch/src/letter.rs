@@ -158,7 +158,8 @@ impl<'a> LetterParts<'a> {
             ours.push(engine(attribute::SOURCE_MESSAGE_ID, "String", text(id)));
             ours.push(engine(attribute::DEAD_LETTER_KEY, "String", format!("{}:{}", text(id), letter.receive_count)));
         }
-        if let Some(queue) = letter.source_queue {
+        // SQS refuses an empty attribute value (and with it the whole letter).
+        if let Some(queue) = letter.source_queue.filter(|q| !q.is_empty()) {
             ours.push(engine(attribute::SOURCE_QUEUE, "String", text(queue)));
         }
         if let Some(placeholder) = placeholder {
@@ -287,6 +288,15 @@ mod tests {
         assert!(parts.attributes.iter().all(|a| a.value.chars().all(sqs_accepts)));
         assert_eq!(value(&parts, "body_placeholder"), Some("escaped"));
         assert!(parts.dropped.is_empty());
+    }
+
+    /// Found by `an_event_with_a_part_changed_…` (tests/properties.rs): a record whose
+    /// `eventSourceARN` is "" made a letter SQS refuses whole.
+    #[test]
+    fn an_empty_source_queue_is_left_out_not_sent_empty() {
+        let parts = LetterParts::of(&DeadLetter { source_queue: Some(""), ..letter(Some("x"), &NONE) }, 1 << 20);
+        assert_eq!(value(&parts, "source_queue"), None);
+        assert!(parts.attributes.iter().all(|a| !a.value.is_empty()));
     }
 
     #[test]
