@@ -279,6 +279,35 @@ async fn on_a_fifo_queue_each_note_is_its_own_group_deduplicated_per_change() {
     assert_eq!(cli.ok(&["show", &id, "--json"], 0).json()["state"], "pending");
 }
 
+/// Issue 18, item 2: the deduplication id used to be the note id and version alone, so when a
+/// second client wrote the same note at the same version within SQS's 5 minutes, SQS dropped it
+/// silently, the client marked it sent, and the consumer's tie-break never saw it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_fifo_queue_two_clients_changes_at_one_version_are_both_delivered_and_a_resend_is_not() {
+    use notes_client::sender::{EntryResult, Outgoing, SqsTransport, Transport};
+    crate::require_emulators!();
+    let (endpoint, _) = localstack();
+    let sqs = aws_sdk_sqs::Client::new(&sdk(&endpoint).await);
+    let queues = create_queues(&sqs, &unique("fifo-two"), 5, 30, true).await;
+    let owner = notes_sync::notes::Owner::parse(common::cli::TEST_OWNER).unwrap();
+    let laptop = SqsTransport::new(sqs.clone(), &queues.url, &owner);
+    let phone = SqsTransport::new(sqs.clone(), &queues.url, &owner);
+    let body = |client: &str| common::NoteMessage::new("upsert", "n-1", 3, client).client(client).to_string();
+    let (from_laptop, from_phone) = (body("laptop"), body("phone"));
+
+    // WHEN two clients send the same note at the same version, and the first one resends it
+    // (its acknowledgement lost)
+    for (transport, body) in [(&laptop, &from_laptop), (&phone, &from_phone), (&laptop, &from_laptop)] {
+        let change = [Outgoing { note_id: "n-1", version: 3, body }];
+        assert_eq!(transport.send_batch(&change).await.unwrap(), [EntryResult::Accepted]);
+    }
+
+    // THEN both changes are on the queue, once each
+    let messages = receive_n(&sqs, &queues.url, 3, Duration::from_secs(5)).await;
+    let bodies: Vec<&str> = messages.iter().filter_map(|m| m.body()).collect();
+    assert_eq!(bodies, [from_laptop.as_str(), from_phone.as_str()]);
+}
+
 #[test]
 fn notes_are_written_read_and_refused_as_the_cli_promises() {
     let cli = NotesCli::new("http://127.0.0.1:9", "");
