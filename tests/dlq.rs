@@ -204,3 +204,68 @@ async fn dlq_dry_runs_print_what_would_happen_and_change_nothing() {
     assert_eq!(counts(&sqs, &queues.dlq_url).await, ("2".into(), "0".into()));
     assert_eq!(counts(&sqs, &queues.url).await, ("0".into(), "0".into()));
 }
+
+/// Issue 18, item 6: a look that did not receive every letter (some held by another reader,
+/// or more than one look gets) used to print its partial list as if it were all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_look_that_misses_letters_says_so() {
+    crate::require_emulators!();
+    let endpoint = format!("http://127.0.0.1:{}", Emulator::shared_localstack());
+    let sqs = aws_sdk_sqs::Client::new(&sdk(&endpoint).await);
+    let queues = create_queues(&sqs, &unique("dlq-partial"), 5, 30, false).await;
+    common::send(&sqs, &queues.dlq_url, &[("one", None), ("two", None), ("three", None)]).await;
+    let mut cli = NotesCli::new(&endpoint, &queues.url);
+    cli.dlq_url = Some(queues.dlq_url.clone());
+    // GIVEN another reader holding one letter
+    let held = sqs.receive_message().queue_url(&queues.dlq_url).visibility_timeout(60).send().await.unwrap();
+    assert_eq!(held.messages().len(), 1);
+
+    // WHEN listed, exported or chosen from, THEN each says how many it did not look at
+    let run = cli.ok(&["dlq", "list"], 0);
+    assert!(run.stdout.starts_with("2 dead letter(s)"), "{}", run.stdout);
+    assert!(run.stderr.contains("looked at 2 of about 3 dead letter(s)"), "{}", run.stderr);
+    let report = cli.ok(&["dlq", "redrive", "--reason", "none-such", "--json"], 0).json();
+    assert_eq!((report["matched"].as_u64(), report["not_looked_at"].as_u64()), (Some(0), Some(1)), "{report}");
+
+    // GIVEN nothing held, THEN no notice
+    let handle = held.messages()[0].receipt_handle().unwrap();
+    sqs.change_message_visibility()
+        .queue_url(&queues.dlq_url)
+        .receipt_handle(handle)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    let run = cli.ok(&["dlq", "list"], 0);
+    assert!(run.stdout.starts_with("3 dead letter(s)") && !run.stderr.contains("looked at"), "{run:?}");
+}
+
+/// Issue 18, item 6: `--older-than/--newer-than` choose letters for a selective redrive too
+/// (a move task takes them all, so with an age the redrive is a selective one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redrive_by_age_resends_only_the_letters_of_that_age() {
+    crate::require_emulators!();
+    let endpoint = format!("http://127.0.0.1:{}", Emulator::shared_localstack());
+    let sqs = aws_sdk_sqs::Client::new(&sdk(&endpoint).await);
+    let queues = create_queues(&sqs, &unique("dlq-age"), 5, 30, false).await;
+    common::send(&sqs, &queues.dlq_url, &[("old one", None)]).await;
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let new = common::send(&sqs, &queues.dlq_url, &[("new one", None)]).await;
+    let mut cli = NotesCli::new(&endpoint, &queues.url);
+    cli.dlq_url = Some(queues.dlq_url.clone());
+
+    // WHEN letters older than 4 s are redriven
+    let report = cli.ok(&["dlq", "redrive", "--older-than", "4s", "--json"], 0).json();
+    assert_eq!((report["resent"].as_u64(), report["kept"].as_u64()), (Some(1), Some(1)), "{report}");
+
+    // THEN only the old one is back on the source queue, the new one is still dead
+    let back = common::receive(&sqs, &queues.url, 10, 1).await;
+    assert_eq!(back.iter().filter_map(|m| m.body()).collect::<Vec<_>>(), ["old one"]);
+    assert_eq!(counts(&sqs, &queues.dlq_url).await, ("1".into(), "0".into()));
+    // A dry run by age names the letters of that age
+    let run = cli.ok(&["dlq", "redrive", "--newer-than", "1h", "--dry-run"], 0);
+    assert!(run.stdout.contains("would resend 1 dead letter(s)") && run.stdout.contains(&new[0]), "{}", run.stdout);
+    // A move task cannot choose: an age with its options is refused
+    let run = cli.ok(&["dlq", "redrive", "--older-than", "2s", "--no-wait"], 2);
+    assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
+}

@@ -154,6 +154,8 @@ pub enum Selection {
     Kind(String),
     /// Those with these ids (DLQ message id or source message id).
     Ids(Vec<String>),
+    /// Every one (with [`Ages`], those of an age).
+    All,
 }
 
 impl Selection {
@@ -164,7 +166,45 @@ impl Selection {
             Self::Ids(ids) => ids
                 .iter()
                 .any(|id| *id == letter.message_id || Some(id.as_str()) == letter.source_message_id.as_deref()),
+            Self::All => true,
         }
+    }
+}
+
+/// Bounds on a letter's age, from its `SentTimestamp` (for a letter the redrive policy moved,
+/// when it was first sent to the source queue); an unset bound always holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ages {
+    /// Only letters sent longer ago than this.
+    pub older_than: Option<Duration>,
+    /// Only letters sent more recently than this.
+    pub newer_than: Option<Duration>,
+}
+
+impl Ages {
+    /// Whether `letter`'s age at `now_ms` lies within the bounds (a letter with no sent time
+    /// only when neither is set).
+    pub fn admit(&self, letter: &DeadLetter, now_ms: i64) -> bool {
+        within_age(letter.sent_timestamp_ms, now_ms, self.older_than, self.newer_than)
+    }
+}
+
+/// What one look at the DLQ received, and how much SQS says it holds.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Every letter received, once each, left in place.
+    pub letters: Vec<DeadLetter>,
+    /// SQS's approximate count of messages in the DLQ (visible and in flight) when the look
+    /// ended, these included.
+    pub approximate_depth: u64,
+}
+
+impl Listing {
+    /// `Some(approximate depth)` when the DLQ holds more than the look received: letters held
+    /// by another reader (or by a redrive under way), or more than one look gets before its
+    /// first holds run out.
+    pub fn partial(&self) -> Option<u64> {
+        (self.approximate_depth > self.letters.len() as u64).then_some(self.approximate_depth)
     }
 }
 
@@ -180,6 +220,9 @@ pub struct SelectiveReport {
     pub deleted: u64,
     /// Dead letters left in the DLQ (not matched, or not resent).
     pub kept: u64,
+    /// Messages in the DLQ the look did not receive, so could not choose (SQS's approximate
+    /// count): held by another reader, or more than one look gets. Run it again for those.
+    pub not_looked_at: u64,
     /// The bodies that were resent (a client marks its own notes as no longer rejected).
     #[serde(skip)]
     pub resent_bodies: Vec<String>,
@@ -254,11 +297,25 @@ impl Dlq {
         Ok(())
     }
 
-    /// Every message in the DLQ, left in place (see the module docs for what a look changes).
-    pub async fn peek(&self) -> Result<Vec<DeadLetter>, DlqError> {
+    /// Every message in the DLQ, left in place (see the module docs for what a look changes),
+    /// and whether that was all of them.
+    pub async fn peek(&self) -> Result<Listing, DlqError> {
+        let listing = self.look().await?;
+        self.release(&listing.letters).await?;
+        Ok(listing)
+    }
+
+    /// Receives every letter it can, held, and then reads the depth: the letters held count
+    /// in it, so more than those means some were not received.
+    async fn look(&self) -> Result<Listing, DlqError> {
         let letters = self.receive_all().await?;
-        self.release(&letters).await?;
-        Ok(letters)
+        match self.depth().await {
+            Ok(approximate_depth) => Ok(Listing { letters, approximate_depth }),
+            Err(e) => {
+                let _ = self.release(&letters).await;
+                Err(e)
+            }
+        }
     }
 
     /// Receives until the queue answers empty, holding what it got for [`HOLD_SECONDS`].
@@ -331,12 +388,24 @@ impl Dlq {
     /// Resends the chosen dead letters' original bodies to `source_url`, then deletes each
     /// one whose resend SQS acknowledged; the others are released untouched. Resend first: a
     /// crash between the two leaves a duplicate, never a loss.
-    pub async fn redrive_selected(&self, source_url: &str, selection: &Selection) -> Result<SelectiveReport, DlqError> {
-        let letters = self.receive_all().await?;
-        let (chosen, others): (Vec<_>, Vec<_>) = letters.into_iter().partition(|l| selection.matches(l));
+    pub async fn redrive_selected(
+        &self,
+        source_url: &str,
+        selection: &Selection,
+        ages: Ages,
+    ) -> Result<SelectiveReport, DlqError> {
+        let listing = self.look().await?;
+        let not_looked_at = listing.partial().map_or(0, |depth| depth - listing.letters.len() as u64);
+        let now = super::outbox::now_ms();
+        let (chosen, others): (Vec<_>, Vec<_>) =
+            listing.letters.into_iter().partition(|l| selection.matches(l) && ages.admit(l, now));
         self.release(&others).await?;
-        let mut report =
-            SelectiveReport { matched: chosen.len() as u64, kept: others.len() as u64, ..Default::default() };
+        let mut report = SelectiveReport {
+            matched: chosen.len() as u64,
+            kept: others.len() as u64,
+            not_looked_at,
+            ..Default::default()
+        };
         for (i, chunk) in chosen.chunks(10).enumerate() {
             if let Err(e) = self.redrive_chunk(source_url, chunk, &mut report).await {
                 // Whatever is still held goes back at once, not after the hold: this chunk

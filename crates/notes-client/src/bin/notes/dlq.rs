@@ -3,7 +3,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Context;
-use notes_client::dlq::{DeadLetter, Dlq, PROGRESS_EVERY, Selection, escape, parse_age, within_age};
+use notes_client::dlq::{Ages, DeadLetter, Dlq, Listing, PROGRESS_EVERY, Selection, escape, parse_age};
 use notes_client::outbox::Outbox;
 
 use super::App;
@@ -40,7 +40,8 @@ pub enum DlqCommand {
         newer_than: Option<std::time::Duration>,
     },
     /// Move dead letters back to the source queue: all of them (StartMessageMoveTask), or only
-    /// those chosen with --reason / --id (resent, then deleted from the DLQ).
+    /// those chosen with --reason / --id / --older-than / --newer-than (resent, then deleted
+    /// from the DLQ).
     Redrive {
         /// Only dead letters with this error kind.
         #[arg(long, conflicts_with = "id")]
@@ -48,11 +49,17 @@ pub enum DlqCommand {
         /// Only these dead letters (DLQ message id or source message id); repeatable.
         #[arg(long, num_args = 1..)]
         id: Vec<String>,
+        /// Only letters sent longer ago than this (e.g. 90s, 15m, 2h, 7d).
+        #[arg(long, value_parser = parse_age)]
+        older_than: Option<std::time::Duration>,
+        /// Only letters sent more recently than this (e.g. 90s, 15m, 2h, 7d).
+        #[arg(long, value_parser = parse_age)]
+        newer_than: Option<std::time::Duration>,
         /// Move task only: at most this many messages per second.
-        #[arg(long, conflicts_with_all = ["reason", "id"])]
+        #[arg(long, conflicts_with_all = ["reason", "id", "older_than", "newer_than"])]
         max_per_second: Option<i32>,
         /// Move task only: start it and return without waiting for it to finish.
-        #[arg(long, conflicts_with_all = ["reason", "id"])]
+        #[arg(long, conflicts_with_all = ["reason", "id", "older_than", "newer_than"])]
         no_wait: bool,
         /// Print the result as JSON.
         #[arg(long)]
@@ -78,20 +85,24 @@ pub async fn run(app: &App, command: &DlqCommand) -> anyhow::Result<()> {
     dlq.verify().await?;
     match command {
         DlqCommand::List { reason, json, older_than, newer_than } => {
-            list(app, &dlq, reason.as_deref(), (*older_than, *newer_than), *json).await
+            let ages = Ages { older_than: *older_than, newer_than: *newer_than };
+            list(app, &dlq, reason.as_deref(), ages, *json).await
         }
-        DlqCommand::Redrive { reason, id, max_per_second, no_wait, json, dry_run } => {
+        DlqCommand::Redrive { reason, id, older_than, newer_than, max_per_second, no_wait, json, dry_run } => {
+            let ages = Ages { older_than: *older_than, newer_than: *newer_than };
+            // A move task takes every letter: choosing any, by kind, id or age, is a selective redrive.
             let selection = match (reason, id.is_empty()) {
                 (Some(kind), _) => Some(Selection::Kind(kind.clone())),
                 (None, false) => Some(Selection::Ids(id.clone())),
+                (None, true) if ages != Ages::default() => Some(Selection::All),
                 (None, true) => None,
             };
             if *dry_run {
-                return redrive_dry_run(app, &dlq, selection.as_ref(), *json).await;
+                return redrive_dry_run(app, &dlq, selection.as_ref(), ages, *json).await;
             }
             match selection {
                 Some(selection) => {
-                    let report = dlq.redrive_selected(app.queue_url()?, &selection).await?;
+                    let report = dlq.redrive_selected(app.queue_url()?, &selection, ages).await?;
                     if let Some(outbox) = local_outbox(app) {
                         for (id, version) in report.resent_bodies.iter().filter_map(|b| own_note(&outbox, b)) {
                             let _ = outbox.unreject(Some((&id, version)));
@@ -105,6 +116,13 @@ pub async fn run(app: &App, command: &DlqCommand) -> anyhow::Result<()> {
                             report.matched, report.resent, report.deleted, report.kept
                         );
                     }
+                    if report.not_looked_at > 0 {
+                        eprintln!(
+                            "about {} more dead letter(s) were not looked at (held by another reader, or more than one \
+                             look receives): run it again to choose among them",
+                            report.not_looked_at
+                        );
+                    }
                     Ok(())
                 }
                 None => redrive_all(app, &dlq, *max_per_second, *no_wait, *json).await,
@@ -115,22 +133,31 @@ pub async fn run(app: &App, command: &DlqCommand) -> anyhow::Result<()> {
             Ok(())
         }
         DlqCommand::Purge { yes, .. } => purge(&dlq, *yes).await,
-        DlqCommand::Export { file, older_than, newer_than } => export(&dlq, file, (*older_than, *newer_than)).await,
+        DlqCommand::Export { file, older_than, newer_than } => {
+            export(&dlq, file, Ages { older_than: *older_than, newer_than: *newer_than }).await
+        }
     }
 }
 
-/// Optional `(older than, newer than)` bounds on a letter's sent time.
-type Ages = (Option<std::time::Duration>, Option<std::time::Duration>);
-
-/// The letters whose sent time lies within `ages`, measured from now.
-fn aged(letters: Vec<DeadLetter>, (older, newer): Ages) -> Vec<DeadLetter> {
+/// A look at the DLQ, saying on stderr when it did not receive every letter; then the
+/// letters whose sent time lies within `ages`, measured from now.
+async fn look(dlq: &Dlq, ages: Ages) -> anyhow::Result<Vec<DeadLetter>> {
+    let listing = dlq.peek().await?;
+    if let Some(depth) = listing.partial() {
+        eprintln!(
+            "looked at {} of about {depth} dead letter(s): the others were held by another reader, or were more \
+             than one look receives; look again in a minute",
+            listing.letters.len()
+        );
+    }
+    let Listing { letters, .. } = listing;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    letters.into_iter().filter(|l| within_age(l.sent_timestamp_ms, now, older, newer)).collect()
+    Ok(letters.into_iter().filter(|l| ages.admit(l, now)).collect())
 }
 
 async fn list(app: &App, dlq: &Dlq, reason: Option<&str>, ages: Ages, json: bool) -> anyhow::Result<()> {
     let letters: Vec<DeadLetter> =
-        aged(dlq.peek().await?, ages).into_iter().filter(|l| reason.is_none_or(|r| l.kind == r)).collect();
+        look(dlq, ages).await?.into_iter().filter(|l| reason.is_none_or(|r| l.kind == r)).collect();
     mark_own_rejected(app, &letters);
     if json {
         println!("{}", serde_json::to_string(&letters)?);
@@ -178,7 +205,13 @@ fn mark_own_rejected(app: &App, letters: &[DeadLetter]) {
 
 /// Prints what a redrive would move and changes nothing: a selective one lists the matching
 /// letters (received, then released at once); a full one gives the DLQ's approximate depth.
-async fn redrive_dry_run(app: &App, dlq: &Dlq, selection: Option<&Selection>, json: bool) -> anyhow::Result<()> {
+async fn redrive_dry_run(
+    app: &App,
+    dlq: &Dlq,
+    selection: Option<&Selection>,
+    ages: Ages,
+    json: bool,
+) -> anyhow::Result<()> {
     let destination = app.queue_url()?;
     let Some(selection) = selection else {
         let depth = dlq.depth().await?;
@@ -192,7 +225,7 @@ async fn redrive_dry_run(app: &App, dlq: &Dlq, selection: Option<&Selection>, js
         }
         return Ok(());
     };
-    let chosen: Vec<DeadLetter> = dlq.peek().await?.into_iter().filter(|l| selection.matches(l)).collect();
+    let chosen: Vec<DeadLetter> = look(dlq, ages).await?.into_iter().filter(|l| selection.matches(l)).collect();
     if json {
         let ids: Vec<_> =
             chosen.iter().map(|l| serde_json::json!({"message_id": l.message_id, "kind": l.kind})).collect();
@@ -273,7 +306,7 @@ async fn export(dlq: &Dlq, file: &std::path::Path, ages: Ages) -> anyhow::Result
         .create_new(true)
         .open(file)
         .with_context(|| format!("create {}", file.display()))?;
-    let letters = aged(dlq.peek().await?, ages);
+    let letters = look(dlq, ages).await?;
     let mut out = std::io::BufWriter::new(out);
     for l in &letters {
         serde_json::to_writer(&mut out, l)?;
