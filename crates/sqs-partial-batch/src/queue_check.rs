@@ -116,15 +116,19 @@ pub(crate) async fn queue_facts(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> R
         .cloned()
         .ok_or_else(|| unreadable(QueueError::new("no QueueArn")))?;
     let visibility = attributes.get(&QueueAttributeName::VisibilityTimeout).and_then(|v| v.parse().ok()).unwrap_or(30);
-    let max_receive_count = match attributes.get(&QueueAttributeName::RedrivePolicy) {
+    let redrive = match attributes.get(&QueueAttributeName::RedrivePolicy) {
         None => None,
-        Some(policy) => Some(redrive_max_receive_count(policy).ok_or_else(|| PollError::UnreadableRedrivePolicy {
+        Some(policy) => Some(redrive_policy(policy).ok_or_else(|| PollError::UnreadableRedrivePolicy {
             queue_url: queue_url.to_owned(),
             policy: crate::reason::clean(policy),
         })?),
     };
-    let dead_letter_target = attributes.get(&QueueAttributeName::RedrivePolicy).and_then(|p| redrive_target(p));
-    Ok(QueueFacts { arn, visibility: Duration::from_secs(visibility), max_receive_count, dead_letter_target })
+    Ok(QueueFacts {
+        arn,
+        visibility: Duration::from_secs(visibility),
+        max_receive_count: redrive.as_ref().map(|r| r.max_receive_count),
+        dead_letter_target: redrive.and_then(|r| r.dead_letter_target),
+    })
 }
 
 /// The queue's ARN, for comparing a dead-letter queue's URL with a redrive policy's target.
@@ -140,12 +144,6 @@ pub(crate) async fn queue_arn(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Res
     out.attributes
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
         .ok_or_else(|| unreadable(QueueError::new("no QueueArn")))
-}
-
-/// `deadLetterTargetArn` of a redrive policy.
-fn redrive_target(policy: &str) -> Option<String> {
-    let policy: serde_json::Value = serde_json::from_str(policy).ok()?;
-    policy["deadLetterTargetArn"].as_str().map(str::to_owned)
 }
 
 /// The engine's dead-letter queue (`dlq_url`, `dlq_arn`) must be the one the redrive policy names.
@@ -166,14 +164,26 @@ pub(crate) fn check_dead_letter_queue(
     }
 }
 
-/// `maxReceiveCount` of a redrive policy; SQS writes it as a number or as a string.
-fn redrive_max_receive_count(policy: &str) -> Option<u32> {
+/// What the engine reads of a redrive policy.
+#[derive(Debug, PartialEq, Eq)]
+struct RedrivePolicy {
+    max_receive_count: u32,
+    dead_letter_target: Option<String>,
+}
+
+/// A redrive policy, `None` if it has no readable `maxReceiveCount` (SQS writes it as a number
+/// or as a string).
+fn redrive_policy(policy: &str) -> Option<RedrivePolicy> {
     let policy: serde_json::Value = serde_json::from_str(policy).ok()?;
-    match &policy["maxReceiveCount"] {
+    let max_receive_count = match &policy["maxReceiveCount"] {
         serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
         serde_json::Value::String(s) => s.parse().ok(),
         _ => None,
-    }
+    }?;
+    Some(RedrivePolicy {
+        max_receive_count,
+        dead_letter_target: policy["deadLetterTargetArn"].as_str().map(Into::into),
+    })
 }
 
 pub(crate) fn check_queue(settings: &Settings, queue_url: &str, facts: &QueueFacts) -> Result<(), PollError> {
@@ -210,15 +220,18 @@ mod tests {
 
     #[test]
     fn redrive_policies_give_their_max_receive_count_as_number_or_string() {
-        assert_eq!(redrive_max_receive_count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":5}"#), Some(5));
-        assert_eq!(redrive_max_receive_count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":"7"}"#), Some(7));
-        assert_eq!(redrive_max_receive_count(r#"{"deadLetterTargetArn":"a"}"#), None);
+        let count = |policy: &str| redrive_policy(policy).map(|p| p.max_receive_count);
+        assert_eq!(count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":5}"#), Some(5));
+        assert_eq!(count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":"7"}"#), Some(7));
+        assert_eq!(count(r#"{"deadLetterTargetArn":"a"}"#), None);
     }
 
     #[test]
     fn a_dead_letter_queue_other_than_the_redrive_policy_s_is_refused_naming_both() {
         assert_eq!(
-            redrive_target(r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:1:dlq","maxReceiveCount":5}"#).as_deref(),
+            redrive_policy(r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:1:dlq","maxReceiveCount":5}"#)
+                .and_then(|p| p.dead_letter_target)
+                .as_deref(),
             Some("arn:aws:sqs:us-east-1:1:dlq")
         );
         let f = facts(Some(5), 30);
