@@ -34,11 +34,23 @@ tokio::task_local! {
 pub async fn run<R: Serialize>(handler: impl AsyncFn(&str, Context) -> Result<R, Error>) -> Result<(), Error> {
     let handler = &handler;
     let service = service_fn(move |event: LambdaEvent<()>| async move {
-        let body = BODY.try_with(Bytes::clone).map_err(|_| "the invocation body was not lent to its handler")?;
-        handler(std::str::from_utf8(&body)?, event.context).await
+        let body = BODY.try_with(Bytes::clone).map_err(|_| BodyError::NotLent)?;
+        let payload = std::str::from_utf8(&body).map_err(BodyError::NotUtf8)?;
+        handler(payload, event.context).await
     });
     // A layer added later sees the invocation first: the request span, then the body taken.
     Runtime::new(service).layer(TakeBodyLayer).layer(TracingLayer::new()).run().await
+}
+
+/// Why an invocation's body never reached the handler.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    /// Lambda sends JSON, which is UTF-8; anything else is refused whole.
+    #[error("the invocation payload is not UTF-8 (from byte {})", .0.valid_up_to())]
+    NotUtf8(#[source] std::str::Utf8Error),
+    /// The handler ran outside [`TakeBody`]'s future: a bug in this module.
+    #[error("the invocation body was not lent to its handler")]
+    NotLent,
 }
 
 /// Takes the body out of each invocation before the runtime's services deserialize it.
