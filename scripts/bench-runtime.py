@@ -9,7 +9,9 @@ request (the consumer's DynamoDB and SQS calls, through AWS_ENDPOINT_URL) with `
 SDK reads as a successful PutItem. No emulator, no Docker, python3 stdlib only.
 
 - cold init: exec of the binary -> its first GET .../next, median and min of --runs starts;
-- peak RSS: VmHWM of the process once it has answered one --records-record event;
+- peak RSS: VmHWM of the process once it has answered one --records-record event, and the
+  RSS of a process waiting for its first event (the floor under that peak: mostly the
+  binary's own pages, which count as RSS once touched);
 - sizes: the binary, and the zip `sam deploy` would upload (`bootstrap`, deflated); the
   arm64 zip too when .aws-sam holds an arm64 build (`scripts/sam-build.sh arm64`).
 """
@@ -151,9 +153,17 @@ def stop(proc, rt):
     rt.released.set()
 
 
+def rss_kib(pid):
+    """The process's resident set now, in KiB: {"VmHWM", "RssAnon", "RssFile"}."""
+    with open(f"/proc/{pid}/status") as status:
+        fields = dict(line.split(":", 1) for line in status if line.startswith(("VmHWM:", "RssAnon:", "RssFile:")))
+    return {name: int(value.split()[0]) for name, value in fields.items()}
+
+
 def cold_init(binary, port, rt, runs):
-    """Seconds from exec to the first GET .../next, per run."""
-    times = []
+    """Seconds from exec to the first GET .../next, per run, and the RSS of the last run's
+    process waiting for its first event (the floor under every event's peak)."""
+    times, idle = [], None
     for _ in range(runs):
         rt.reset(None)
         started = time.monotonic()
@@ -163,8 +173,9 @@ def cold_init(binary, port, rt, runs):
                 stop(proc, rt)
                 sys.exit(f"bench-runtime: {binary} never asked for an invocation")
             times.append(rt.first_next - started)
+            idle = rss_kib(proc.pid)
             stop(proc, rt)
-    return times
+    return times, idle
 
 
 def event(records):
@@ -221,8 +232,7 @@ def peak_rss(binary, port, rt, records, log_path):
         waited = time.monotonic()
         while rt.nexts < 2 and time.monotonic() - waited < 10:
             time.sleep(0.01)
-        with open(f"/proc/{proc.pid}/status") as status:
-            hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+        hwm = rss_kib(proc.pid)["VmHWM"]
         stop(proc, rt)
     return hwm, len(payload), rt.response, os.path.getsize(log_path), rt.aws_calls
 
@@ -256,7 +266,8 @@ def main():
     port = server.server_address[1]
     try:
         cold_init(args.binary, port, rt, 3)  # warm the page cache: Lambda's disk is warm too
-        cold = [t * 1000 for t in cold_init(args.binary, port, rt, args.runs)]
+        cold, idle = cold_init(args.binary, port, rt, args.runs)
+        cold = [t * 1000 for t in cold]
         log_path = os.path.join(ROOT, "target", "bench-runtime-consumer.log")
         hwm, event_bytes, response, log_bytes, aws_calls = peak_rss(args.binary, port, rt, args.records, log_path)
     finally:
@@ -279,6 +290,11 @@ def main():
     print(
         f"| peak RSS (VmHWM), one {args.records:,}-record event ({event_bytes / 1e6:.1f} MB) | "
         f"{hwm / 1024:.1f} MiB |"
+    )
+    print(
+        f"| RSS waiting for the first event (file-backed: the binary's and libraries' pages / anonymous) | "
+        f"{(idle['RssFile'] + idle['RssAnon']) / 1024:.1f} MiB ({idle['RssFile'] / 1024:.1f} / "
+        f"{idle['RssAnon'] / 1024:.1f}) |"
     )
     print(f"| logs for that event (stdout + stderr) | {log_bytes:,} bytes, {log_bytes / args.records:.0f} per record |")
     print(f"| AWS calls answered | {aws_calls:,} |")

@@ -11,11 +11,14 @@
 //! - [`config`]: the consumer's configuration, read and checked from the environment.
 //! - [`aws`]: the one SDK configuration both functions build their clients from.
 //! - [`logging`]: the functions' JSON log lines.
+//! - [`lambda`]: the consumer's Lambda runtime, which lends each invocation's body to the
+//!   handler as read, so that the payload is held once.
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod aws;
 pub mod config;
 pub mod errors;
+pub mod lambda;
 pub mod logging;
 pub mod notes;

@@ -10,10 +10,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use lambda_runtime::{LambdaEvent, service_fn};
 use notes_sync::config::{Config, MARGIN_CONFLICT, vars};
 use notes_sync::notes::{DynamoNoteStore, NotesHandler};
-use serde_json::value::RawValue;
 use sqs_partial_batch::poll::{PollError, PollOptions, poll};
 use sqs_partial_batch::queue::SqsQueues;
 use sqs_partial_batch::{Engine, LogSink};
@@ -81,13 +79,11 @@ async fn run(mode: Mode) -> anyhow::Result<()> {
 
     match mode {
         Mode::Lambda => {
-            // The payload arrives as raw JSON so that records can borrow from it.
+            // The payload as the runtime read it, once: the records borrow from it.
             let (engine, handler) = (&engine, &handler);
-            lambda_runtime::run(service_fn(|event: LambdaEvent<Box<RawValue>>| async move {
-                Ok::<_, lambda_runtime::Error>(
-                    engine.invoke(event.payload.get(), event.context.deadline, handler).await?,
-                )
-            }))
+            notes_sync::lambda::run(async |payload: &str, context: lambda_runtime::Context| {
+                Ok::<_, lambda_runtime::Error>(engine.invoke(payload, context.deadline, handler).await?)
+            })
             .await
             .map_err(|e| anyhow::anyhow!(e))
         }

@@ -3,20 +3,16 @@
 //! so HTTP requests reach it as a function URL's would. The binary is Cargo's own build of this
 //! package (`CARGO_BIN_EXE_api`): nothing is compiled here.
 
-use std::io::BufRead;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::emulators::{dies_with_test, venv};
+use super::function::LocalFunction;
 
 /// The API, running.
 pub struct LocalApi {
-    watcher: Child,
-    function: Child,
+    /// Held for its `Drop`, which stops the function and its watcher.
+    _function: LocalFunction,
     /// The base URL apps call: `<url>/v1/changes`.
     pub url: String,
     /// The function's JSON log lines.
@@ -26,50 +22,9 @@ pub struct LocalApi {
 impl LocalApi {
     /// Starts the API with `env` (QUEUE_URL, TABLE_NAME, USER_POOL_ID, ... : `api::config::vars`).
     pub fn start(env: &[(&str, String)]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut watcher = Command::new(venv("tools").join("bin/cargo-lambda"));
-        watcher
-            .args(["lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1"])
-            .args(["--invoke-port", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let watcher = dies_with_test(&mut watcher).spawn().expect("start cargo lambda watch");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "cargo lambda watch not listening on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let mut function = Command::new(env!("CARGO_BIN_EXE_api"));
-        function
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            // What the watcher says a function under it must be given; `_` is its default name.
-            .envs([
-                ("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt")),
-                ("AWS_LAMBDA_FUNCTION_NAME", "_".to_owned()),
-                ("AWS_LAMBDA_FUNCTION_VERSION", "1".to_owned()),
-                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".to_owned()),
-                ("AWS_REGION", "us-east-1".to_owned()),
-                ("AWS_ACCESS_KEY_ID", "test".to_owned()),
-                ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
-                ("RUST_LOG", "info".to_owned()),
-            ])
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut function = dies_with_test(&mut function).spawn().expect("start the api function");
-        let logs: Arc<Mutex<Vec<Value>>> = Arc::default();
-        let (stdout, sink) = (function.stdout.take().unwrap(), logs.clone());
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(value) = serde_json::from_str::<Value>(&line) {
-                    sink.lock().unwrap().push(value);
-                }
-            }
-        });
-        Self { watcher, function, url: format!("http://127.0.0.1:{port}/lambda-url/_"), logs }
+        let function = LocalFunction::start(env!("CARGO_BIN_EXE_api"), env);
+        let (url, logs) = (format!("{}/lambda-url/_", function.base), function.logs.clone());
+        Self { _function: function, url, logs }
     }
 
     /// A request to the API: `(status, JSON body)`.
@@ -86,14 +41,5 @@ impl LocalApi {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-}
-
-impl Drop for LocalApi {
-    fn drop(&mut self) {
-        for child in [&mut self.function, &mut self.watcher] {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }

@@ -251,5 +251,6 @@ pub fn note(op: &str, id: &str, version: u64, title: &str) -> String {
 pub mod api;
 pub mod cli;
 pub mod cognito;
+pub mod function;
 pub mod proxy;
 pub mod system;
