@@ -75,13 +75,45 @@ pub async fn sync_once<T: Transport>(
     run: &Run<'_>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<SyncReport, SyncError> {
+    sync_with(outbox, transport, run, Budget::Drain, progress).await
+}
+
+/// The sync a write runs before it returns (`notes add/edit/delete/resolve`): like
+/// [`sync_once`], but each push sends one batch, with note `written`'s entry first, so that
+/// the write returns as fast with 100,000 entries waiting as with none. What is left stays
+/// queued for `notes sync` or `--watch` ([`SyncReport::pending`] says how much).
+pub async fn sync_after_write<T: Transport>(
+    outbox: &mut Outbox,
+    transport: &T,
+    run: &Run<'_>,
+    written: &str,
+) -> Result<SyncReport, SyncError> {
+    sync_with(outbox, transport, run, Budget::OneBatch { first: written }, &mut |_| {}).await
+}
+
+/// How much of the outbox one push sends.
+#[derive(Debug, Clone, Copy)]
+enum Budget<'a> {
+    /// Everything this process may claim.
+    Drain,
+    /// One batch, with this note's entry (if it is free) ahead of the oldest.
+    OneBatch { first: &'a str },
+}
+
+async fn sync_with<T: Transport>(
+    outbox: &mut Outbox,
+    transport: &T,
+    run: &Run<'_>,
+    budget: Budget<'_>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<SyncReport, SyncError> {
     let Run { lease, stop, confirm_within } = *run;
     let mut report = SyncReport::default();
-    push(outbox, transport, lease, stop, progress, &mut report).await?;
+    push(outbox, transport, lease, stop, budget, progress, &mut report).await?;
     if report.unreachable.is_none() && !stop.load(Ordering::SeqCst) {
         pull(outbox, transport, stop, &mut report).await?;
         if report.pulled.as_ref().is_some_and(|p| p.rebased > 0) && report.unreachable.is_none() {
-            push(outbox, transport, lease, stop, progress, &mut report).await?;
+            push(outbox, transport, lease, stop, budget, progress, &mut report).await?;
         }
         let deadline = tokio::time::Instant::now() + confirm_within;
         while report.sent > 0
@@ -95,7 +127,7 @@ pub async fn sync_once<T: Transport>(
             pull(outbox, transport, stop, &mut report).await?;
         }
     }
-    report.pending = outbox.status()?.pending;
+    report.pending = outbox.pending_count()?;
     Ok(report)
 }
 
@@ -103,22 +135,35 @@ pub async fn sync_once<T: Transport>(
 pub const CONFIRM_EVERY: Duration = Duration::from_millis(500);
 
 /// Sends pending entries, oldest first, in batches within the transport's limits, until none
-/// is left that this process may claim, the remote is unreachable, an entry was not taken, or
-/// `stop` is set. Each batch is claimed under `lease` before it is sent and settled right after.
+/// is left that this process may claim, the remote is unreachable, an entry was not taken,
+/// `stop` is set, or the `budget` (one batch) is spent. Each batch is claimed under `lease`
+/// before it is sent and settled right after.
 async fn push<T: Transport>(
     outbox: &mut Outbox,
     transport: &T,
     lease: &Lease,
     stop: &AtomicBool,
+    budget: Budget<'_>,
     progress: &mut dyn FnMut(Progress),
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
-    let total = outbox.status()?.pending;
+    let (first, batches) = match budget {
+        Budget::Drain => (None, usize::MAX),
+        Budget::OneBatch { first } => (Some(first), 1),
+    };
+    let total = match budget {
+        Budget::Drain => outbox.pending_count()?,
+        // Nobody watches a bar here: no count of the whole outbox.
+        Budget::OneBatch { .. } => 0,
+    };
     let limits = transport.limits();
     let mut done = 0;
     progress(Progress { done, total });
-    while !stop.load(Ordering::SeqCst) {
-        let claimed = outbox.claim(lease, limits.max_entries, limits.max_bytes)?;
+    for _ in 0..batches {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let claimed = outbox.claim_first(lease, first, limits.max_entries, limits.max_bytes)?;
         if claimed.is_empty() {
             break;
         }

@@ -8,7 +8,7 @@
 //! send can take: the SDK's operation timeout is shorter), or as soon as its owner process is
 //! gone (checked with `kill(pid, 0)`), so a SIGKILLed sync does not hold its entries back.
 
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::{Outbox, OutboxError, now_ms, random_hex};
 
@@ -56,6 +56,29 @@ pub enum Settled {
     Failed(String),
 }
 
+// Each claim runs these; none may read the whole outbox, or a drain of N entries costs O(N²)
+// (their plans are tested: `outbox::tests::plans`).
+
+/// The processes other than this one holding a live lease: through `outbox_leased`, which
+/// holds only the leased entries.
+pub(super) const LIVE_HOLDERS: &str =
+    "SELECT DISTINCT lease_pid FROM outbox WHERE lease_owner IS NOT NULL AND lease_until > ?1 AND lease_pid != ?2";
+
+/// Ends the leases of a process that is gone. `lease_owner IS NOT NULL` (always true of a row
+/// with a `lease_pid`) lets SQLite use `outbox_leased`.
+pub(super) const END_LEASES_OF: &str = "UPDATE outbox SET lease_owner = NULL, lease_pid = NULL, lease_until = NULL
+     WHERE lease_pid = ?1 AND lease_owner IS NOT NULL";
+
+/// The oldest entries free to claim: a walk of `outbox_by_seq` from the head that stops at the
+/// limit, skipping only the entries other senders hold.
+pub(super) const CANDIDATES: &str = "SELECT note_id, version, body FROM outbox
+     WHERE lease_owner IS NULL OR lease_until <= ?1 OR lease_owner = ?2
+     ORDER BY seq LIMIT ?3";
+
+/// One note's entry, if it is free to claim (by its primary key).
+pub(super) const FREE_ENTRY_OF: &str = "SELECT note_id, version, body FROM outbox
+     WHERE note_id = ?3 AND (lease_owner IS NULL OR lease_until <= ?1 OR lease_owner = ?2)";
+
 /// Whether process `pid` still exists. A pid that cannot be checked counts as alive, so
 /// doubt only ever delays a retry until the lease expires.
 fn alive(pid: i64) -> bool {
@@ -77,40 +100,54 @@ impl Outbox {
     /// Claims up to `max_entries` entries, oldest first, whose bodies add up to at most
     /// `max_bytes` (at least one entry if any is free).
     pub fn claim(&mut self, lease: &Lease, max_entries: usize, max_bytes: usize) -> Result<Vec<Claimed>, OutboxError> {
+        self.claim_first(lease, None, max_entries, max_bytes)
+    }
+
+    /// [`Outbox::claim`], with note `first`'s entry (if it is free) ahead of the oldest: what a
+    /// write sends before it returns.
+    pub(crate) fn claim_first(
+        &mut self,
+        lease: &Lease,
+        first: Option<&str>,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Claimed>, OutboxError> {
         let path = self.path.clone();
         let err = |e| super::classify(&path, e);
         let now = now_ms();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
         // Leases of processes that are gone end now.
         let holders: Vec<i64> = {
-            let mut stmt = tx
-                .prepare("SELECT DISTINCT lease_pid FROM outbox WHERE lease_owner IS NOT NULL AND lease_until > ?1 AND lease_pid != ?2")
-                .map_err(err)?;
+            let mut stmt = tx.prepare(LIVE_HOLDERS).map_err(err)?;
             let rows = stmt.query_map(params![now, lease.pid], |r| r.get(0)).map_err(err)?;
             rows.collect::<Result<_, _>>().map_err(err)?
         };
         for pid in holders.into_iter().filter(|p| !alive(*p)) {
-            tx.execute(
-                "UPDATE outbox SET lease_owner = NULL, lease_pid = NULL, lease_until = NULL WHERE lease_pid = ?1",
-                [pid],
-            )
-            .map_err(err)?;
+            tx.execute(END_LEASES_OF, [pid]).map_err(err)?;
         }
-        let candidates: Vec<Claimed> = {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT note_id, version, body FROM outbox
-                     WHERE lease_owner IS NULL OR lease_until <= ?1 OR lease_owner = ?2
-                     ORDER BY seq LIMIT ?3",
-                )
-                .map_err(err)?;
-            let rows = stmt
-                .query_map(params![now, lease.owner, max_entries as i64], |r| {
-                    Ok(Claimed { note_id: r.get(0)?, version: r.get::<_, i64>(1)? as u64, body: r.get(2)? })
-                })
-                .map_err(err)?;
-            rows.collect::<Result<_, _>>().map_err(err)?
+        let row = |r: &rusqlite::Row<'_>| {
+            Ok(Claimed { note_id: r.get(0)?, version: r.get::<_, i64>(1)? as u64, body: r.get(2)? })
         };
+        let mut candidates: Vec<Claimed> = match first {
+            Some(id) => tx
+                .query_row(FREE_ENTRY_OF, params![now, lease.owner, id], row)
+                .optional()
+                .map_err(err)?
+                .into_iter()
+                .collect(),
+            None => Vec::new(),
+        };
+        {
+            let mut stmt = tx.prepare(CANDIDATES).map_err(err)?;
+            let rows = stmt.query_map(params![now, lease.owner, max_entries as i64], row).map_err(err)?;
+            for entry in rows {
+                let entry = entry.map_err(err)?;
+                if Some(entry.note_id.as_str()) != first {
+                    candidates.push(entry);
+                }
+            }
+        }
+        candidates.truncate(max_entries);
         let mut claimed = Vec::new();
         let mut bytes = 0;
         for entry in candidates {

@@ -319,4 +319,6 @@ pub(crate) fn random_hex(n: usize) -> String {
 }
 
 #[cfg(test)]
+mod plans;
+#[cfg(test)]
 mod tests;

@@ -99,6 +99,22 @@ pub(crate) fn next_version(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<u
     Ok((base.unwrap_or(0) + 1).max(on_the_wire.map_or(0, |v| v + 1)) as u64)
 }
 
+/// The head of the line, oldest first (`outbox_by_seq`).
+pub(super) const OLDEST_PENDING: &str =
+    "SELECT note_id, version, queued_at, attempts, last_error FROM outbox ORDER BY seq LIMIT ?1";
+/// Index-only: SQLite counts the entries of the smallest index.
+pub(super) const PENDING_COUNT: &str = "SELECT COUNT(*) FROM outbox";
+/// When the head of the line was queued: entries join the line in `seq` order, each with the
+/// time it joined, and keep both when coalesced, so the head is the oldest.
+pub(super) const STATUS_OLDEST: &str = "SELECT queued_at FROM outbox ORDER BY seq LIMIT 1";
+/// Only entries tried before are in `outbox_retried`.
+pub(super) const STATUS_MAX_ATTEMPTS: &str = "SELECT MAX(attempts) FROM outbox WHERE attempts > 0";
+pub(super) const STATUS_LAST_ERROR: &str =
+    "SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY last_attempt_at DESC LIMIT 1";
+/// Index-only (`notes_by_state`): no note's text is read.
+pub(super) const STATUS_BY_STATE: &str = "SELECT state, COUNT(*) FROM notes GROUP BY state";
+pub(super) const STATUS_CONFLICTS: &str = "SELECT COUNT(*) FROM conflicts";
+
 fn now_rfc3339() -> String {
     OffsetDateTime::now_utc().format(&Rfc3339).expect("the current time formats as RFC 3339")
 }
@@ -199,14 +215,19 @@ impl Outbox {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    /// Every outbox entry, oldest first.
+    /// Every outbox entry, oldest first. Reads the whole outbox: a report shows
+    /// [`Outbox::oldest_pending`] and [`Outbox::pending_count`] instead.
     pub fn pending(&self) -> Result<Vec<Pending>, OutboxError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT note_id, version, queued_at, attempts, last_error FROM outbox ORDER BY seq")
-            .map_err(|e| self.err(e))?;
+        self.oldest_pending(usize::MAX)
+    }
+
+    /// The `limit` oldest outbox entries (the head of the line), oldest first: a walk of
+    /// `outbox_by_seq` that stops at the limit.
+    pub fn oldest_pending(&self, limit: usize) -> Result<Vec<Pending>, OutboxError> {
+        let mut stmt = self.conn.prepare(OLDEST_PENDING).map_err(|e| self.err(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map([], |r| {
+            .query_map([limit], |r| {
                 Ok(Pending {
                     note_id: r.get(0)?,
                     version: r.get::<_, i64>(1)? as u64,
@@ -219,42 +240,44 @@ impl Outbox {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    /// Counts, oldest pending age, attempts and the latest error.
+    /// How many entries the outbox holds. SQLite keeps no row count: this walks the smallest
+    /// index (a few milliseconds for 100,000 entries), never the rows themselves.
+    pub fn pending_count(&self) -> Result<u64, OutboxError> {
+        self.conn.query_row(PENDING_COUNT, [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(|e| self.err(e))
+    }
+
+    /// Counts, the oldest pending change's age, attempts and the latest error. Every query is
+    /// an index lookup or an index-only count (their plans are tested: `outbox::tests::plans`).
     pub fn status(&self) -> Result<Status, OutboxError> {
-        let (pending, oldest, max_attempts): (i64, Option<i64>, Option<i64>) = self
-            .conn
-            .query_row("SELECT COUNT(*), MIN(queued_at), MAX(attempts) FROM outbox", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .map_err(|e| self.err(e))?;
-        let last_error = self
-            .conn
-            .query_row(
-                "SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY last_attempt_at DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        let count = |state: &str| -> Result<u64, OutboxError> {
-            self.conn
-                .query_row("SELECT COUNT(*) FROM notes WHERE state = ?1", [state], |r| r.get::<_, i64>(0))
-                .map(|n| n as u64)
-                .map_err(|e| self.err(e))
+        let one = |sql: &str| -> Result<Option<i64>, OutboxError> {
+            self.conn.query_row(sql, [], |r| r.get(0)).optional().map(Option::flatten).map_err(|e| self.err(e))
         };
-        let conflicts = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM conflicts", [], |r| r.get::<_, i64>(0))
-            .map_err(|e| self.err(e))?;
+        let pending = self.pending_count()?;
+        let oldest = one(STATUS_OLDEST)?;
+        let max_attempts = one(STATUS_MAX_ATTEMPTS)?;
+        let last_error =
+            self.conn.query_row(STATUS_LAST_ERROR, [], |r| r.get(0)).optional().map_err(|e| self.err(e))?;
+        let mut by_state = std::collections::HashMap::new();
+        {
+            let mut stmt = self.conn.prepare(STATUS_BY_STATE).map_err(|e| self.err(e))?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(|e| self.err(e))?;
+            for row in rows {
+                let (state, n) = row.map_err(|e| self.err(e))?;
+                by_state.insert(state, n as u64);
+            }
+        }
+        let count = |state: State| by_state.get(state.as_str()).copied().unwrap_or(0);
+        let conflicts = one(STATUS_CONFLICTS)?.unwrap_or(0);
         Ok(Status {
-            pending: pending as u64,
+            pending,
             oldest_pending_age_s: oldest.map(|t| ((now_ms() - t).max(0) / 1000) as u64),
             max_attempts: max_attempts.unwrap_or(0) as u64,
             last_error,
-            sent: count("sent")?,
-            synced: count("synced")?,
-            conflict: count("conflict")?,
-            rejected: count("rejected")?,
+            sent: count(State::Sent),
+            synced: count(State::Synced),
+            conflict: count(State::Conflict),
+            rejected: count(State::Rejected),
             conflicts: conflicts as u64,
         })
     }

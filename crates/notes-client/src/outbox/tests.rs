@@ -232,7 +232,48 @@ fn a_version_1_database_is_migrated_keeping_every_note_entry_and_setting() {
     let fk: i64 = outbox.conn.query_row("PRAGMA foreign_key_check", [], |r| r.get(0)).unwrap_or(0);
     assert_eq!(fk, 0);
     drop(outbox);
-    Outbox::open(&path, &OpenOptions::default()).unwrap(); // and opens again as version 2
+    Outbox::open(&path, &OpenOptions::default()).unwrap(); // and opens again at the current version
+}
+
+#[test]
+fn a_version_2_database_is_migrated_to_3_keeping_every_entry_and_gains_the_claims_indexes() {
+    use super::plans::{PER_CLAIM, plan, whole_table_reads};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.db");
+    {
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(&schema::v2()).unwrap();
+        old.execute_batch(
+            "INSERT INTO meta VALUES ('client_id', 'c-old');
+             INSERT INTO notes (id, version, title, body, updated_at, client_id, state, sent_version)
+               VALUES ('n-1', 2, 't', 'b', '2026-11-27T10:00:00Z', 'c-old', 'pending', 1),
+                      ('n-2', 1, 'u', 'c', '2026-11-27T10:00:00Z', 'c-old', 'synced', 1);
+             INSERT INTO outbox (note_id, seq, version, body, queued_at, attempts, last_error, last_attempt_at)
+               VALUES ('n-1', 7, 2, '{}', 5, 3, 'throttled', 9);",
+        )
+        .unwrap();
+        // The check below can fail: on version 2 the lease query reads the whole outbox.
+        let scans = PER_CLAIM.iter().flat_map(|sql| whole_table_reads(&plan(&old, sql))).collect::<Vec<_>>();
+        assert!(scans.iter().any(|line| line == "SCAN outbox"), "{scans:?}");
+    }
+    let mut outbox = Outbox::open(&path, &OpenOptions::default()).unwrap();
+    let version: i32 = outbox.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, schema::VERSION);
+    for sql in PER_CLAIM {
+        assert_eq!(whole_table_reads(&plan(&outbox.conn, sql)), Vec::<String>::new(), "{sql}");
+    }
+    assert_eq!(outbox.client_id(), "c-old");
+    let pending = outbox.pending().unwrap();
+    assert_eq!(
+        (pending[0].note_id.as_str(), pending[0].version, pending[0].attempts, pending[0].last_error.as_deref()),
+        ("n-1", 2, 3, Some("throttled"))
+    );
+    let status = outbox.status().unwrap();
+    assert_eq!((status.pending, status.max_attempts, status.synced), (1, 3, 1));
+    assert_eq!(outbox.claim(&Lease::new(Duration::from_secs(60)), 10, 1 << 20).unwrap().len(), 1);
+    assert_eq!(outbox.integrity_check().unwrap(), vec!["ok".to_owned()]);
+    drop(outbox);
+    Outbox::open(&path, &OpenOptions::default()).unwrap(); // and opens again at version 3
 }
 
 #[test]

@@ -106,6 +106,30 @@ async fn sync_sends_oldest_first_in_batches_of_ten_and_removes_exactly_the_ackno
     assert_eq!(queue.batches.lock().unwrap()[2][0].0, ids[13]);
 }
 
+/// Issue 18: `notes add` with a long backlog tried to drain all of it before returning.
+#[tokio::test]
+async fn a_write_sends_its_own_change_first_and_one_batch_at_most_leaving_the_rest_to_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outbox = outbox(&dir);
+    let older: Vec<String> = (0..25).map(|i| outbox.add(&format!("t{i}"), "b").unwrap().id).collect();
+    let written = outbox.add("just written", "b").unwrap().id;
+    let queue = FakeQueue::default();
+    let run = Run { lease: &lease(), stop: &AtomicBool::new(false), confirm_within: Duration::ZERO };
+
+    let report = sync_after_write(&mut outbox, &queue, &run, &written).await.unwrap();
+
+    let batches = queue.batches.lock().unwrap().clone();
+    assert_eq!(batches.len(), 1, "one batch, however much is waiting");
+    let sent: Vec<String> = batches[0].iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(sent[0], written, "the written note's change goes first");
+    assert_eq!(sent[1..], older[..9], "then the oldest");
+    assert_eq!((report.sent, report.pending), (10, 16));
+    assert_eq!(outbox.note(&written).unwrap().unwrap().state, State::Sent);
+
+    let report = sync_once(&mut outbox, &queue, &run, &mut |_| {}).await.unwrap();
+    assert_eq!((report.sent, report.pending), (16, 0), "notes sync sends the rest");
+}
+
 #[tokio::test]
 async fn an_unreachable_queue_keeps_every_note_pending_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();

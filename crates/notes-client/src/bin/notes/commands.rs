@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 
 use notes_client::flags::{self, FlagsKeeper};
-use notes_client::outbox::{Lease, NoteRecord, Outbox};
+use notes_client::outbox::{Lease, NoteRecord, Outbox, State};
 use notes_client::sender::Transport;
 use notes_client::sync::{self, Progress, Run, SyncError, SyncReport, WatchEvent};
 
@@ -16,6 +16,9 @@ const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 /// a second or two); after a write, shorter: the user is waiting.
 const CONFIRM: std::time::Duration = std::time::Duration::from_secs(5);
 const CONFIRM_AFTER_WRITE: std::time::Duration = std::time::Duration::from_secs(2);
+/// `status --json` lists the oldest this many entries (`pending_notes`, oldest first) and
+/// counts the others (`pending_notes_not_shown`): an outbox of 100,000 is not read whole.
+const STATUS_JSON_ENTRIES: usize = 100;
 
 /// A bar on a terminal when there is much to send; nothing otherwise.
 fn progress_bar() -> impl FnMut(Progress) {
@@ -56,6 +59,23 @@ async fn sync_with(
     }))
 }
 
+/// The sync after a write: the written note's entry and at most one batch besides (the rest
+/// is left to `notes sync` and `--watch`); `None` when no remote is configured.
+async fn sync_after_write(
+    app: &App,
+    outbox: &mut Outbox,
+    remote: &Remote,
+    written: &str,
+) -> Result<Option<SyncReport>, SyncError> {
+    let lease = Lease::new(LEASE);
+    let run = Run { lease: &lease, stop: &app.stop, confirm_within: CONFIRM_AFTER_WRITE };
+    Ok(Some(match remote {
+        Remote::Api(api) => sync::sync_after_write(outbox, api.as_ref(), &run, written).await?,
+        Remote::Sqs(sqs) => sync::sync_after_write(outbox, sqs, &run, written).await?,
+        Remote::None => return Ok(None),
+    }))
+}
+
 /// What the remote is, in a message: "API" or "queue".
 fn remote_name(remote: &Remote) -> &'static str {
     match remote {
@@ -64,37 +84,48 @@ fn remote_name(remote: &Remote) -> &'static str {
     }
 }
 
-/// After `add`/`edit`/`delete`/`resolve`: prints the id, then tries to sync at once. Being
-/// offline (or signed out) is normal, not an error: the note is saved and stays pending.
+/// After `add`/`edit`/`delete`/`resolve`: prints the id, then sends the note's change and at
+/// most one batch of older ones, so a write returns at once however much is waiting (the rest
+/// is for `notes sync` or `--watch`, and the message says so). Being offline (or signed out) is
+/// normal, not an error: the note is saved and stays pending.
 pub async fn after_write(app: &App, note: &NoteRecord) -> anyhow::Result<()> {
     println!("{}", note.id);
     let mut outbox = app.open()?;
     let remote = match app.remote(&outbox, true).await {
         Ok(remote) => remote,
         Err(e) if super::signed_out(&e) => {
-            let pending = outbox.status()?.pending;
+            let pending = outbox.pending_count()?;
             eprintln!("saved locally; {} pending (sign in again: notes login)", output::notes_count(pending));
             return Ok(());
         }
         Err(e) => return Err(e),
     };
-    let report = match sync_with(app, &mut outbox, &remote, CONFIRM_AFTER_WRITE, &mut |_| {}).await {
+    let report = match sync_after_write(app, &mut outbox, &remote, &note.id).await {
         Ok(Some(report)) => report,
         Ok(None) => {
-            let pending = outbox.status()?.pending;
+            let pending = outbox.pending_count()?;
             eprintln!("saved locally; {} pending (no API or queue configured)", output::notes_count(pending));
             return Ok(());
         }
         Err(SyncError::SignInAgain { reason }) => {
-            let pending = outbox.status()?.pending;
+            let pending = outbox.pending_count()?;
             eprintln!("saved locally; {} pending (sign in again: notes login; {reason})", output::notes_count(pending));
             return Ok(());
         }
         Err(e) => return Err(e.into()),
     };
+    // The remote took this note's change (a pull may already have seen it stored, or found
+    // that another device's won: then `warn_conflicts` says so).
+    let taken =
+        outbox.note(&note.id)?.is_some_and(|n| matches!(n.state, State::Sent | State::Synced | State::Conflict));
     match (&report.unreachable, report.pending) {
         (None, 0) => eprintln!("sent; nothing pending"),
-        (None, n) => eprintln!("saved locally; {} pending", output::notes_count(n)),
+        (None, n) if taken => {
+            eprintln!("sent; {} pending, left to notes sync (or sync --watch)", output::notes_count(n))
+        }
+        (None, n) => {
+            eprintln!("saved locally; {} pending, left to notes sync (or sync --watch)", output::notes_count(n))
+        }
         (Some(reason), n) => eprintln!(
             "saved locally; {} pending ({} unreachable: {reason})",
             output::notes_count(n),
@@ -181,7 +212,7 @@ pub async fn watch(app: &App, json: bool) -> anyhow::Result<()> {
         Remote::Sqs(sqs) => watch_with(app, &mut outbox, sqs, &lease, &source, &mut on_event, &mut progress).await?,
         Remote::None => anyhow::bail!("nothing to sync with: notes login (with --api-url), or --queue-url and --owner"),
     }
-    eprintln!("stopped; {} pending", output::notes_count(outbox.status()?.pending));
+    eprintln!("stopped; {} pending", output::notes_count(outbox.pending_count()?));
     Ok(())
 }
 
@@ -205,14 +236,17 @@ pub async fn status(app: &App, json: bool) -> anyhow::Result<()> {
     let status = outbox.status()?;
     let flags = flags::stored(&outbox)?;
     let remote = super::session::remote_summary(app, &outbox)?;
+    // The head of the line only: `status.pending` is the whole count.
+    let oldest = outbox.oldest_pending(if json { STATUS_JSON_ENTRIES } else { output::STATUS_ENTRIES })?;
     if json {
         let value = serde_json::json!({
-            "status": status, "flags": flags, "pending_notes": outbox.pending()?, "remote": remote,
+            "status": status, "flags": flags, "pending_notes": oldest,
+            "pending_notes_not_shown": status.pending.saturating_sub(oldest.len() as u64), "remote": remote,
         });
         println!("{value}");
         return Ok(());
     }
-    output::status(&status, &flags, &outbox.pending()?, &remote);
+    output::status(&status, &flags, &oldest, &remote);
     Ok(())
 }
 

@@ -116,7 +116,11 @@ pub fn report(report: &SyncReport, remote: &str) -> String {
     line
 }
 
-/// The summary `notes status` prints.
+/// How many of the oldest pending entries `notes status` lists (the rest are counted).
+pub const STATUS_ENTRIES: usize = 20;
+
+/// The summary `notes status` prints; `pending` is the head of the line (at most
+/// [`STATUS_ENTRIES`]), `status.pending` the whole count.
 pub fn status(status: &Status, flags: &InForce, pending: &[Pending], remote: &RemoteSummary) {
     println!("pending   {}", notes_count(status.pending));
     if let Some(age) = status.oldest_pending_age_s {
@@ -143,11 +147,12 @@ pub fn status(status: &Status, flags: &InForce, pending: &[Pending], remote: &Re
         "flags     retry_pending_notes={} retry_interval_seconds={} (from {})",
         flags.flags.retry_pending_notes, flags.flags.retry_interval_seconds, flags.origin
     );
-    for p in pending.iter().take(20) {
+    for p in pending.iter().take(STATUS_ENTRIES) {
         println!("  {:<20} v{:<4} attempts {}", p.note_id, p.version, p.attempts);
     }
-    if pending.len() > 20 {
-        println!("  ... and {} more", pending.len() - 20);
+    let shown = pending.len().min(STATUS_ENTRIES) as u64;
+    if status.pending > shown {
+        println!("  ... and {} more", status.pending - shown);
     }
 }
 
