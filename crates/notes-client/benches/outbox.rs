@@ -6,7 +6,8 @@
 //! entry at once, so what is measured is the outbox: claims, settlements, SQLite.
 //!
 //! `cargo bench -p notes-client --bench outbox`. Settings (environment):
-//! - `OUTBOX_BENCH_SIZES=1000,10000,100000`: the outbox sizes drained.
+//! - `OUTBOX_BENCH_SIZES=1000,10000,100000`: the outbox sizes drained (100 without `--bench`,
+//!   as `cargo test --all-targets` runs it).
 //! - `OUTBOX_BENCH_WRITES=20`: writes timed at each backlog.
 //! - `OUTBOX_BENCH_BEFORE=1`: the code before issue 18, simulated: the version-3 indexes
 //!   dropped (the lease query reads the whole outbox per claim) and a write drains everything
@@ -53,7 +54,9 @@ struct Settings {
 }
 
 fn settings() -> Settings {
-    let sizes = std::env::var("OUTBOX_BENCH_SIZES").unwrap_or_else(|_| "1000,10000,100000".into());
+    // `cargo test --all-targets` runs benches without `--bench`, in debug: a quick smoke run.
+    let default = if std::env::args().any(|a| a == "--bench") { "1000,10000,100000" } else { "100" };
+    let sizes = std::env::var("OUTBOX_BENCH_SIZES").unwrap_or_else(|_| default.into());
     Settings {
         sizes: sizes.split(',').map(|s| s.trim().parse().expect("OUTBOX_BENCH_SIZES: numbers")).collect(),
         writes: std::env::var("OUTBOX_BENCH_WRITES").map_or(20, |s| s.parse().expect("OUTBOX_BENCH_WRITES: a number")),
