@@ -61,7 +61,8 @@ impl<'b> Line<'b> {
 pub(crate) fn push_json_string(out: &mut String, value: &str) {
     out.push('"');
     let mut rest = value;
-    while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
+    // Every byte to escape is ASCII, so a byte scan finds them (and only at char boundaries).
+    while let Some(i) = rest.bytes().position(|b| b == b'"' || b == b'\\' || b < b' ') {
         out.push_str(&rest[..i]);
         match rest.as_bytes()[i] {
             b'"' => out.push_str("\\\""),
