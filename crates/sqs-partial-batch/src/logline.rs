@@ -33,7 +33,7 @@ impl<'b> Line<'b> {
     /// A number field.
     pub(crate) fn num(&mut self, key: &str, value: u64) -> &mut Self {
         self.key(key);
-        let _ = write!(self.0, "{value}");
+        push_u64(self.0, value);
         self
     }
 
@@ -61,7 +61,8 @@ impl<'b> Line<'b> {
 pub(crate) fn push_json_string(out: &mut String, value: &str) {
     out.push('"');
     let mut rest = value;
-    while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
+    // Every byte to escape is ASCII, so a byte scan finds them (and only at char boundaries).
+    while let Some(i) = rest.bytes().position(|b| b == b'"' || b == b'\\' || b < b' ') {
         out.push_str(&rest[..i]);
         match rest.as_bytes()[i] {
             b'"' => out.push_str("\\\""),
@@ -79,28 +80,71 @@ pub(crate) fn push_json_string(out: &mut String, value: &str) {
     out.push('"');
 }
 
+/// A number in decimal, without `fmt`'s machinery (a few times per line, so it shows).
+pub(crate) fn push_u64(out: &mut String, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+}
+
+/// An RFC 3339 stamp, in a buffer of its own (no allocation): see [`timestamp`].
+#[derive(Clone, Copy)]
+pub(crate) struct Stamp([u8; 24]);
+
+impl Stamp {
+    /// RFC 3339 in UTC with milliseconds, `2026-11-30T22:08:13.123Z` (years 0000–9999).
+    pub(crate) fn at(now: SystemTime) -> Self {
+        let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since.as_secs();
+        let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+        // Days since the epoch to a civil date (Howard Hinnant's algorithm, proleptic Gregorian).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, value: u64| {
+            let mut rest = value;
+            for i in (at..at + width).rev() {
+                text[i] = b'0' + (rest % 10) as u8;
+                rest /= 10;
+            }
+        };
+        put(0, 4, year.clamp(0, 9999) as u64);
+        put(5, 2, month as u64);
+        put(8, 2, day as u64);
+        put(11, 2, rem / 3600);
+        put(14, 2, rem % 3600 / 60);
+        put(17, 2, rem % 60);
+        put(20, 3, u64::from(since.subsec_millis()));
+        Self(text)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII was written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 /// RFC 3339 in UTC with milliseconds, `2026-11-30T22:08:13.123Z`.
+#[cfg(test)]
 pub(crate) fn timestamp(now: SystemTime) -> String {
-    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Days since the epoch to a civil date (Howard Hinnant's algorithm, proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
+    Stamp::at(now).as_str().to_owned()
 }
 
 #[cfg(test)]
@@ -117,6 +161,15 @@ mod tests {
         assert_eq!(at(1_709_251_199, 999), "2024-02-29T23:59:59.999Z");
         assert_eq!(at(1_796_076_493, 123), "2026-11-30T22:08:13.123Z");
         assert_eq!(at(4_102_444_799, 0), "2099-12-31T23:59:59.000Z");
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in [0, 7, 10, 123, 99_999, u64::MAX] {
+            let mut text = String::from("x");
+            push_u64(&mut text, n);
+            assert_eq!(text, format!("x{n}"));
+        }
     }
 
     #[test]

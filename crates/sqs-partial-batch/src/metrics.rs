@@ -3,11 +3,10 @@
 //! list), the [`Counts`] they publish, and the document itself.
 //! <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
 
-use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::age::MessageAges;
-use crate::logline::push_json_string;
+use crate::logline::{push_json_string, push_u64};
 use crate::outcome::{Outcome, Retry};
 use crate::settings::Settings;
 
@@ -109,25 +108,55 @@ pub(crate) fn push_emf(
         .chain(ages.into_iter().flat_map(|a| [(MESSAGE_AGE_MAX, Some(a.max_ms)), (MESSAGE_AGE_P50, Some(a.p50_ms))]));
     let declared = counted.iter().map(|(name, _)| (*name, COUNT)).chain(timed.clone().map(|(name, _)| (name, MS)));
 
-    let _ = write!(out, "{{\"_aws\":{{\"Timestamp\":{timestamp},\"CloudWatchMetrics\":[{{\"Namespace\":");
+    out.push_str("{\"_aws\":{\"Timestamp\":");
+    push_u64(out, timestamp as u64);
+    out.push_str(",\"CloudWatchMetrics\":[{\"Namespace\":");
     push_json_string(out, settings.metrics_namespace());
     out.push_str(",\"Dimensions\":[[\"FunctionName\"]],\"Metrics\":[");
     for (i, (name, unit)) in declared.enumerate() {
-        let comma = if i == 0 { "" } else { "," };
-        let _ = write!(out, "{comma}{{\"Name\":\"{name}\",\"Unit\":\"{unit}\"}}");
+        out.push_str(if i == 0 { "{\"Name\":\"" } else { ",{\"Name\":\"" });
+        out.push_str(name);
+        out.push_str("\",\"Unit\":\"");
+        out.push_str(unit);
+        out.push_str("\"}");
     }
     out.push_str("]}]},\"FunctionName\":");
     push_json_string(out, settings.function_name());
     for (name, value) in counted {
-        let _ = write!(out, ",\"{name}\":{value}");
+        push_key(out, name);
+        push_u64(out, value as u64);
     }
     for (name, value) in timed {
-        let _ = match value {
-            Some(ms) => write!(out, ",\"{name}\":{ms}"),
-            None => write!(out, ",\"{name}\":{:.3}", duration.as_secs_f64() * 1000.0),
-        };
+        push_key(out, name);
+        match value {
+            Some(ms) => push_u64(out, ms),
+            None => push_millis(out, duration),
+        }
     }
     out.push_str("}\n");
+}
+
+/// `,"name":`
+fn push_key(out: &mut String, name: &str) {
+    out.push_str(",\"");
+    out.push_str(name);
+    out.push_str("\":");
+}
+
+/// A duration in milliseconds with three decimals (`12.345`), from its whole microseconds
+/// rounded to the nearest: no float formatting.
+fn push_millis(out: &mut String, duration: Duration) {
+    let micros = (duration.as_nanos() + 500) / 1000;
+    push_u64(out, (micros / 1000) as u64);
+    out.push('.');
+    let frac = (micros % 1000) as u64;
+    if frac < 100 {
+        out.push('0');
+    }
+    if frac < 10 {
+        out.push('0');
+    }
+    push_u64(out, frac);
 }
 
 #[cfg(test)]
@@ -172,6 +201,9 @@ mod tests {
         assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Orders");
         assert_eq!(doc["FunctionName"], "orders-fn", "the settings' function name, not the environment's");
         assert_eq!(doc["BatchDuration"], 12.0);
+        let mut text = String::new();
+        push_millis(&mut text, Duration::from_nanos(12_345_678));
+        assert_eq!(text, "12.346", "milliseconds with three decimals, as `{{:.3}}` wrote them");
         assert_eq!(doc["Received"], 4);
         assert_eq!(doc["DeadLettered"], 1);
         assert_eq!(doc["BrakeEngaged"], 1);

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::age::MessageAges;
 use crate::event::Record;
-use crate::logline::{Line, timestamp};
+use crate::logline::{Line, Stamp};
 use crate::metrics::{Counts, push_emf};
 use crate::outcome::Outcome;
 use crate::report::{BatchReport, RecordReport};
@@ -68,7 +68,7 @@ pub(crate) fn batch_started(sink: &LogSink, records: usize, fifo: bool, budget_m
         return;
     }
     let mut out = String::with_capacity(160);
-    let mut line = Line::start(&mut out, &timestamp(SystemTime::now()), "INFO", "batch");
+    let mut line = Line::start(&mut out, Stamp::at(SystemTime::now()).as_str(), "INFO", "batch");
     line.num("records", records as u64)
         .bool("fifo", fifo)
         .num("budget_ms", budget_ms)
@@ -91,10 +91,11 @@ pub(crate) fn write_report(
         return;
     }
     let now = SystemTime::now();
-    let stamp = timestamp(now);
+    let stamp = Stamp::at(now);
+    let stamp = stamp.as_str();
     let mut out = String::with_capacity((report.reports().len() * 192 + 1024).min(FLUSH_BYTES + 1024));
     for (record, record_report) in report.iter() {
-        push_outcome(&mut out, &stamp, settings, record, record_report);
+        push_outcome(&mut out, stamp, settings, record, record_report);
         if out.len() >= FLUSH_BYTES {
             sink.write(out.as_bytes());
             out.clear();
@@ -102,7 +103,7 @@ pub(crate) fn write_report(
     }
     let counts = Counts::of(report.reports().iter().map(|r| &r.outcome));
     if counts.braked > 0 {
-        let mut line = Line::start(&mut out, &stamp, "WARN", "brake_engaged");
+        let mut line = Line::start(&mut out, stamp, "WARN", "brake_engaged");
         line.num("after", settings.brake_after().into())
             .num("braked", counts.braked as u64)
             .str("message", "untried records reported failed");
