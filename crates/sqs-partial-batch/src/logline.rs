@@ -82,19 +82,7 @@ pub(crate) fn push_json_string(out: &mut String, value: &str) {
 
 /// A number in decimal, without `fmt`'s machinery (a few times per line, so it shows).
 pub(crate) fn push_u64(out: &mut String, value: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = value;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+    out.push_str(itoa::Buffer::new().format(value));
 }
 
 /// An RFC 3339 stamp, in a buffer of its own (no allocation): see [`timestamp`].
