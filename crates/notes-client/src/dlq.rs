@@ -206,6 +206,12 @@ impl Listing {
     pub fn partial(&self) -> Option<u64> {
         (self.approximate_depth > self.letters.len() as u64).then_some(self.approximate_depth)
     }
+
+    /// The letters whose age now lies within `ages`.
+    pub fn aged(self, ages: Ages) -> Vec<DeadLetter> {
+        let now = super::outbox::now_ms();
+        self.letters.into_iter().filter(|l| ages.admit(l, now)).collect()
+    }
 }
 
 /// What a selective redrive did. `resent = deleted` unless a delete failed (then that

@@ -3,7 +3,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Context;
-use notes_client::dlq::{Ages, DeadLetter, Dlq, Listing, PROGRESS_EVERY, Selection, escape, parse_age};
+use notes_client::dlq::{Ages, DeadLetter, Dlq, PROGRESS_EVERY, Selection, escape, parse_age};
 use notes_client::outbox::Outbox;
 
 use super::App;
@@ -150,9 +150,7 @@ async fn look(dlq: &Dlq, ages: Ages) -> anyhow::Result<Vec<DeadLetter>> {
             listing.letters.len()
         );
     }
-    let Listing { letters, .. } = listing;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    Ok(letters.into_iter().filter(|l| ages.admit(l, now)).collect())
+    Ok(listing.aged(ages))
 }
 
 async fn list(app: &App, dlq: &Dlq, reason: Option<&str>, ages: Ages, json: bool) -> anyhow::Result<()> {
