@@ -80,9 +80,11 @@ soak: ## Soak: 3 competing consumers, thousands of notes out of order and twice,
 fmt: ## Format the code
 	$(CARGO) fmt
 
-bench: ## Release benches: consumer vs a naive floor, the sync API's push (criterion), the outbox at scale, cold init, peak RSS, sizes, the API end to end; ARM64=1 adds the arm64 zip
+bench: ## Release benches: consumer vs a naive floor (time and instructions), the sync API's push (criterion), the outbox at scale, cold init, peak RSS, sizes, the API end to end; ARM64=1 adds the arm64 zip
 	$(if $(filter 1,$(ARM64)),scripts/sam-build.sh arm64)
 	$(CARGO) bench --locked --bench consumer
+	# The same consumers in instructions per invocation (callgrind): repeatable where time is not.
+	scripts/bench-instructions.sh
 	$(CARGO) bench --locked --bench api
 	$(CARGO) bench --locked -p notes-client --bench outbox
 	# After the benches: they build target/release/{consumer,api} too, with the bench profile (symbols kept).

@@ -10,7 +10,10 @@
 //!
 //! It ends by printing one table (µs per record, medians, and the ratios b/a and c/a) and the
 //! log bytes per record. Without `--bench` (as `cargo test --all-targets` runs it) it only
-//! checks that the three consumers answer each case alike.
+//! checks that the three consumers answer each case alike. With `--calls CONSUMER CASE N K` it
+//! runs K invocations of one consumer on one N-record event and exits: what
+//! `scripts/bench-instructions.sh` counts under callgrind, where instructions per invocation
+//! are repeatable on a busy machine as time is not.
 
 mod naive;
 mod workload;
@@ -40,6 +43,10 @@ enum Consumer {
 
 impl Consumer {
     const ALL: [Consumer; 3] = [Consumer::Naive, Consumer::Deployed, Consumer::LogsOff];
+
+    fn named(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.id() == id)
+    }
 
     fn id(self) -> &'static str {
         match self {
@@ -181,8 +188,32 @@ fn load() -> String {
         .join(" ")
 }
 
+/// `--calls CONSUMER CASE N K`: K invocations, each with a fresh handler, stdout to /dev/null.
+fn calls(bench: &Bench, args: &[String]) {
+    let usage = "usage: --calls naive|deployed|logs_off standard_ok|standard_10pct_transient|fifo_10_groups N K";
+    let [consumer, case, n, k] = args else { panic!("{usage}") };
+    let consumer = Consumer::named(consumer).unwrap_or_else(|| panic!("{usage}: no consumer `{consumer}`"));
+    let case = Case::ALL.into_iter().find(|c| c.id() == case).unwrap_or_else(|| panic!("{usage}: no case `{case}`"));
+    let (n, k): (usize, usize) = (n.parse().expect(usage), k.parse().expect(usage));
+    notes_sync::logging::init_json_logs(tracing_subscriber::EnvFilter::new("info"));
+    let payload = workload::event(case, n);
+    let saved = redirect_stdout(Path::new("/dev/null"));
+    for _ in 0..k {
+        let handler = bench.fresh();
+        std::hint::black_box(bench.run(consumer, &payload, &handler));
+    }
+    restore_stdout(saved);
+}
+
 fn main() {
     let bench = Bench::new();
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--calls") {
+        // `cargo bench` adds `--bench` after the arguments given to the binary.
+        let rest: Vec<String> = args[at + 1..].iter().filter(|a| *a != "--bench").cloned().collect();
+        calls(&bench, &rest);
+        return;
+    }
     if !std::env::args().any(|a| a == "--bench") {
         check(&bench);
         return;
