@@ -1,34 +1,50 @@
-//! The SIMD parser tried for `sqs_partial_batch::json::parse`'s fast path (sonic-rs) against
-//! serde_json, on the two documents the engine parses: an SQS event (`Batch`) and a note
-//! message (`NoteMessage`). Both parsers must accept and refuse the same text, and read the same
-//! value from what they accept: the fast path may not change what the engine takes in.
+//! The SIMD parsers tried for `sqs_partial_batch::json::parse`'s fast path (sonic-rs and
+//! simd-json, issue 19) against serde_json, on the two documents the engine parses: an SQS
+//! event (`Batch`) and a note message (`NoteMessage`). Each must accept and refuse the same
+//! text as serde_json, and read the same value from what it accepts: a fast path may not
+//! change what the engine takes in. Neither does today (the seeds named after them fail at
+//! once), which is why neither is the fast path and this target is not in `make fuzz`.
 #![no_main]
 
 use std::fmt::Debug;
 
 use libfuzzer_sys::fuzz_target;
 use notes_sync::notes::NoteMessage;
-use serde::Deserialize;
 use sqs_partial_batch::Batch;
 
-/// Panics, naming the type and the side that differs, unless both parsers agree on `text`.
-fn agree<'a, T: Deserialize<'a> + Debug>(what: &str, text: &'a str) {
-    let plain = serde_json::from_str::<T>(text);
-    let simd = sonic_rs::from_str::<T>(text);
-    match (plain, simd) {
+/// Panics, naming the type and the parser that differs, unless `other` agrees with serde_json
+/// on `text`: both refuse it, or both read the same value.
+fn agree<T: Debug, E: Debug>(what: &str, parser: &str, plain: serde_json::Result<T>, other: Result<T, E>) {
+    match (plain, other) {
         // `Batch` has no `PartialEq`; `Debug` shows every field, and a `Cow` as its text.
-        (Ok(plain), Ok(simd)) => {
-            assert_eq!(format!("{plain:?}"), format!("{simd:?}"), "{what}: both accept, with different values")
+        (Ok(plain), Ok(other)) => {
+            assert_eq!(format!("{plain:?}"), format!("{other:?}"), "{what}: {parser} reads another value")
         }
         (Err(_), Err(_)) => {}
-        (Ok(_), Err(e)) => panic!("{what}: serde_json accepts, sonic-rs refuses: {e}"),
-        (Err(e), Ok(_)) => panic!("{what}: sonic-rs accepts, serde_json refuses: {e}"),
+        (Ok(_), Err(e)) => panic!("{what}: serde_json accepts, {parser} refuses: {e:?}"),
+        (Err(e), Ok(_)) => panic!("{what}: {parser} accepts, serde_json refuses: {e}"),
     }
+}
+
+/// Both SIMD parsers against serde_json on `text` read as a `$type`.
+macro_rules! both {
+    ($type:ident, $what:literal, $text:expr) => {{
+        let text: &str = $text;
+        agree($what, "sonic-rs", serde_json::from_str::<$type>(text), sonic_rs::from_str::<$type>(text));
+        // simd-json parses in place: it unescapes strings into the buffer it is given.
+        let mut buffer = text.as_bytes().to_vec();
+        agree(
+            $what,
+            "simd-json",
+            serde_json::from_str::<$type>(text),
+            simd_json::serde::from_slice::<$type>(&mut buffer),
+        );
+    }};
 }
 
 fuzz_target!(|data: &[u8]| {
     // Both documents reach the parser as `&str` (the invocation payload, an SQS body).
     let Ok(text) = std::str::from_utf8(data) else { return };
-    agree::<Batch<'_>>("event", text);
-    agree::<NoteMessage<'_>>("note message", text);
+    both!(Batch, "event", text);
+    both!(NoteMessage, "note message", text);
 });
