@@ -190,11 +190,16 @@ fn load() -> String {
 
 /// `--calls CONSUMER CASE N K`: K invocations, each with a fresh handler, stdout to /dev/null.
 fn calls(bench: &Bench, args: &[String]) {
-    let usage = "usage: --calls naive|deployed|logs_off standard_ok|standard_10pct_transient|fifo_10_groups N K";
-    let [consumer, case, n, k] = args else { panic!("{usage}") };
-    let consumer = Consumer::named(consumer).unwrap_or_else(|| panic!("{usage}: no consumer `{consumer}`"));
-    let case = Case::ALL.into_iter().find(|c| c.id() == case).unwrap_or_else(|| panic!("{usage}: no case `{case}`"));
-    let (n, k): (usize, usize) = (n.parse().expect(usage), k.parse().expect(usage));
+    let usage = |problem: &str| -> ! {
+        eprintln!("bench consumer: {problem}");
+        eprintln!("usage: --calls naive|deployed|logs_off standard_ok|standard_10pct_transient|fifo_10_groups N K");
+        std::process::exit(2)
+    };
+    let [consumer, case, n, k] = args else { usage("--calls takes four arguments") };
+    let consumer = Consumer::named(consumer).unwrap_or_else(|| usage(&format!("no consumer `{consumer}`")));
+    let case = Case::ALL.into_iter().find(|c| c.id() == case).unwrap_or_else(|| usage(&format!("no case `{case}`")));
+    let count = |text: &str| text.parse::<usize>().unwrap_or_else(|_| usage(&format!("`{text}` is not a count")));
+    let (n, k) = (count(n), count(k));
     notes_sync::logging::init_json_logs(tracing_subscriber::EnvFilter::new("info"));
     let payload = workload::event(case, n);
     let saved = redirect_stdout(Path::new("/dev/null"));
