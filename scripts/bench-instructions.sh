@@ -24,8 +24,15 @@ command -v valgrind >/dev/null || { echo "bench-instructions: valgrind is not in
 
 # Instructions callgrind counts for K invocations of CONSUMER on an N-record CASE event.
 count() {
-  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$binary" --calls "$1" "$2" "$3" "$4" 2>&1 |
-    sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+  local out total
+  out=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$binary" --calls "$1" "$2" "$3" "$4" 2>&1) || {
+    echo "bench-instructions: $binary --calls $* failed:" >&2
+    echo "$out" | grep -v '^==' >&2
+    exit 1
+  }
+  total=$(echo "$out" | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+  [[ -n "$total" ]] || { echo "bench-instructions: callgrind printed no total for --calls $*" >&2; exit 1; }
+  echo "$total"
 }
 
 per_invocation() {
