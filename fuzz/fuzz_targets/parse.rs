@@ -12,9 +12,9 @@ use libfuzzer_sys::fuzz_target;
 use notes_sync::notes::NoteMessage;
 use sqs_partial_batch::Batch;
 
-/// Panics, naming the type and the parser that differs, unless `other` agrees with serde_json
-/// on `text`: both refuse it, or both read the same value.
-fn agree<T: Debug, E: Debug>(what: &str, parser: &str, plain: serde_json::Result<T>, other: Result<T, E>) {
+/// Panics, naming the type and the parser that differs, unless `other` agrees with serde_json's
+/// reading of `text`: both refuse it, or both read the same value.
+fn agree<T: Debug, U: Debug, E: Debug>(what: &str, parser: &str, plain: &serde_json::Result<T>, other: Result<U, E>) {
     match (plain, other) {
         // `Batch` has no `PartialEq`; `Debug` shows every field, and a `Cow` as its text.
         (Ok(plain), Ok(other)) => {
@@ -26,19 +26,15 @@ fn agree<T: Debug, E: Debug>(what: &str, parser: &str, plain: serde_json::Result
     }
 }
 
-/// Both SIMD parsers against serde_json on `text` read as a `$type`.
+/// Both SIMD parsers against serde_json's one reading of `text` as a `$type`.
 macro_rules! both {
     ($type:ident, $what:literal, $text:expr) => {{
         let text: &str = $text;
-        agree($what, "sonic-rs", serde_json::from_str::<$type>(text), sonic_rs::from_str::<$type>(text));
+        let plain = serde_json::from_str::<$type>(text);
+        agree($what, "sonic-rs", &plain, sonic_rs::from_str::<$type>(text));
         // simd-json parses in place: it unescapes strings into the buffer it is given.
         let mut buffer = text.as_bytes().to_vec();
-        agree(
-            $what,
-            "simd-json",
-            serde_json::from_str::<$type>(text),
-            simd_json::serde::from_slice::<$type>(&mut buffer),
-        );
+        agree($what, "simd-json", &plain, simd_json::serde::from_slice::<$type>(&mut buffer));
     }};
 }
 
