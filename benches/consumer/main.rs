@@ -197,7 +197,7 @@ fn calls(bench: &Bench, args: &[String]) {
     };
     let [consumer, case, n, k] = args else { usage("--calls takes four arguments") };
     let consumer = Consumer::named(consumer).unwrap_or_else(|| usage(&format!("no consumer `{consumer}`")));
-    let case = Case::ALL.into_iter().find(|c| c.id() == case).unwrap_or_else(|| usage(&format!("no case `{case}`")));
+    let case = Case::named(case).unwrap_or_else(|| usage(&format!("no case `{case}`")));
     let count = |text: &str| text.parse::<usize>().unwrap_or_else(|_| usage(&format!("`{text}` is not a count")));
     let (n, k) = (count(n), count(k));
     notes_sync::logging::init_json_logs(tracing_subscriber::EnvFilter::new("info"));
@@ -219,7 +219,7 @@ fn main() {
         calls(&bench, &rest);
         return;
     }
-    if !std::env::args().any(|a| a == "--bench") {
+    if !args.iter().any(|a| a == "--bench") {
         check(&bench);
         return;
     }

@@ -22,6 +22,11 @@ pub enum Case {
 impl Case {
     pub const ALL: [Case; 3] = [Case::StandardOk, Case::StandardFlaky, Case::Fifo10Groups];
 
+    /// The case whose [`id`](Case::id) is `id`.
+    pub fn named(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.id() == id)
+    }
+
     /// The criterion group name (also a directory name under the criterion output).
     pub fn id(self) -> &'static str {
         match self {
